@@ -1,0 +1,72 @@
+"""Helpers shared by the stages' frozen parameter dataclasses.
+
+Each stage defines its own ``XParams`` as ``@dataclass(frozen=True, slots=True,
+kw_only=True)`` and validates it in ``__post_init__`` with these helpers, so that a bad
+value fails with a :class:`~calcimg.errors.ConfigError` that names the parameter, the
+value found and the range expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+from calcimg.errors import ConfigError
+
+__all__ = ["check_choice", "check_positive", "check_range", "models_dir"]
+
+
+def check_range(
+    qualname: str, value: float, low: float, high: float, *, low_open: bool = False
+) -> None:
+    """Raise ConfigError unless ``low <= value <= high`` (``low < value`` if low_open).
+
+    Parameters
+    ----------
+    qualname : str
+        ``section.name`` of the parameter, for the message.
+    value, low, high : float
+        The value and its closed (or half-open) range.
+    """
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ConfigError(
+            f"parameter {qualname} = {value!r} is out of range; expected a value in "
+            f"{bracket}{low}, {high}]"
+        )
+
+
+def check_positive(qualname: str, value: float) -> None:
+    """Raise ConfigError unless ``value > 0``."""
+    if not value > 0:
+        raise ConfigError(f"parameter {qualname} = {value!r}; expected a value > 0")
+
+
+def check_choice(qualname: str, value: str, choices: Iterable[str]) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices`` (listed in the message)."""
+    options = list(choices)
+    if value not in options:
+        raise ConfigError(
+            f"parameter {qualname} = {value!r} is not a valid choice; expected one of "
+            f"{', '.join(map(repr, options))}"
+        )
+
+
+def models_dir() -> Path:
+    """The folder of tuned parameter files and rule tables (``models/`` of the repo).
+
+    In an installed wheel it is packaged as ``calcimg/_models``; in a source checkout
+    (editable install or ``PYTHONPATH=src``) it is the repository's ``models/``.
+    """
+    packaged = Path(str(resources.files("calcimg").joinpath("_models")))
+    if packaged.is_dir():
+        return packaged
+    repo = Path(__file__).resolve().parents[2] / "models"
+    if repo.is_dir():
+        return repo
+    raise ConfigError(
+        f"cannot find calcimg's models folder: looked in {packaged} and {repo}; "
+        "reinstall calcimg (pip install .) so the wheel carries models/"
+    )
