@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+import numpy as np
+
 from calcimg import __version__
 from calcimg.anatomy import AnatomyMap, map_anatomy
 from calcimg.config import Config, load_config
@@ -141,6 +143,11 @@ def _compose(
     times: dict[str, float],
     config: Config,
 ) -> Result:
+    label_mask = np.zeros(rg.shape, dtype=np.int32)
+    for det in detections.items:
+        r0, c0, r1, c1 = det.bbox
+        window = label_mask[r0:r1, c0:c1]
+        window[det.mask] = det.id
     by_id_desc = {d.detection_id: d for d in descriptions.items}
     by_id_cat = {a.finding_id: a.categories for a in assessment.findings}
     findings: list[Finding] = []
@@ -189,6 +196,7 @@ def _compose(
         confounders=anatomy.confounders,
         params_hash=config.hash(),
         input_hash=rg.input_hash,
+        label_mask=label_mask,
     )
 
 

@@ -283,6 +283,10 @@ class Result:
     confounders: tuple[Confounder, ...] = ()
     params_hash: str | None = None
     input_hash: str | None = None
+    label_mask: Any = field(default=None, compare=False, repr=False)
+    """In memory only (never serialised): int32 (rows, columns) array whose value is the
+    finding id at each finding pixel, 0 elsewhere; None for results read from JSON.
+    Overlay, DICOM SEG and feature writers draw from it."""
 
     @property
     def flag(self) -> bool:
