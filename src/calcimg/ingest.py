@@ -186,17 +186,26 @@ def _is_dicomdir(path: Path) -> bool:
 
 
 def _dicomdir_references(path: Path) -> list[Path]:
-    from pydicom.fileset import FileSet
+    """Files named by a DICOMDIR's directory records (PS3.3 F.3.2.2, Referenced File ID).
 
+    The records are read directly rather than through pydicom's FileSet, which stages a
+    temporary copy of the file-set that a read-only walk does not need.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fs = FileSet(pydicom.dcmread(path))
-        return [Path(inst.path) for inst in fs]
+        ds = pydicom.dcmread(path)
+        records = ds.DirectoryRecordSequence
     except Exception as exc:
         raise DicomReadError(
-            f"{path}: cannot read the DICOMDIR's directory records: {exc}"
+            f"{path}: cannot read the DICOMDIR's (0004,1220) Directory Record Sequence: {exc}"
         ) from exc
+    refs: list[Path] = []
+    for record in records:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        refs.append(path.parent.joinpath(*parts))
+    return refs
 
 
 # ------------------------------------------------------------------------------ reading
@@ -237,7 +246,7 @@ def read_radiograph(
     >>> from pydicom.data import get_testdata_file
     >>> rg = read_radiograph(get_testdata_file("RG1_UNCR.dcm"))
     >>> rg.pixels.dtype, rg.spacing_source.value
-    (dtype('float32'), 'imager_pixel_spacing')
+    (dtype('float32'), 'assumed')
     """
     params = params or IngestParams()
     opened = _open(source, params)

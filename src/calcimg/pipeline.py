@@ -235,7 +235,7 @@ def analyze(
     >>> from pydicom.data import get_testdata_file
     >>> r = analyze(get_testdata_file("RG1_UNCR.dcm"))
     >>> r.status.value, r.image.spacing_source
-    ('ok', 'imager_pixel_spacing')
+    ('ok', 'assumed')
     """
     config = config or load_config()
     ctx = _as_context(context)
