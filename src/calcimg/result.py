@@ -371,6 +371,13 @@ def validate_result_dict(d: Mapping[str, Any]) -> None:
     jsonschema.ValidationError
         When ``d`` does not follow the contract.
     """
+    _validator().validate(d)
+
+
+@cache
+def _validator() -> Any:
     import jsonschema
 
-    jsonschema.validate(instance=d, schema=result_schema())
+    cls = jsonschema.validators.validator_for(result_schema())
+    cls.check_schema(result_schema())
+    return cls(result_schema())
