@@ -33,14 +33,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ContextResolver = Callable[[Radiograph], ClinicalContext | None]
+ContextFn = Callable[[Radiograph], ClinicalContext | None]
 """Finds a radiograph's context after ingest (e.g. :class:`calcimg.context.ContextResolver`
 matching CSV rows by SOP Instance UID, or sidecar files)."""
 
-ContextLike = ClinicalContext | Mapping[str, Any] | ContextResolver | None
+ContextLike = ClinicalContext | Mapping[str, Any] | ContextFn | None
 
 
-def _as_context(context: ContextLike) -> ClinicalContext | ContextResolver | None:
+def _as_context(context: ContextLike) -> ClinicalContext | ContextFn | None:
     """Validate a mapping now (a caller's error raises); keep a resolver for later."""
     if context is None or isinstance(context, ClinicalContext):
         return context
@@ -55,7 +55,7 @@ def _as_context(context: ContextLike) -> ClinicalContext | ContextResolver | Non
 
 
 def _resolve_context(
-    context: ClinicalContext | ContextResolver | None, radiograph: Radiograph
+    context: ClinicalContext | ContextFn | None, radiograph: Radiograph
 ) -> ClinicalContext | None:
     if context is None or isinstance(context, ClinicalContext):
         return context
