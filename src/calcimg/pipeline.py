@@ -21,7 +21,7 @@ from calcimg.config import Config, load_config
 from calcimg.context import ClinicalContext
 from calcimg.describe import Descriptions, describe
 from calcimg.detect import Detections, detect
-from calcimg.errors import CalcimgError, NotAnImageError, StageError
+from calcimg.errors import CalcimgError, ContextError, NotAnImageError, StageError
 from calcimg.ingest import Source, iter_radiographs, read_radiograph
 from calcimg.radiograph import Radiograph
 from calcimg.result import ErrorInfo, Finding, ImageInfo, Result, Status
@@ -33,13 +33,39 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ContextLike = ClinicalContext | Mapping[str, Any] | None
+ContextFn = Callable[[Radiograph], ClinicalContext | None]
+"""Finds a radiograph's context after ingest (e.g. :class:`calcimg.context.ContextResolver`
+matching CSV rows by SOP Instance UID, or sidecar files)."""
+
+ContextLike = ClinicalContext | Mapping[str, Any] | ContextFn | None
 
 
-def _as_context(context: ContextLike) -> ClinicalContext | None:
+def _as_context(context: ContextLike) -> ClinicalContext | ContextFn | None:
+    """Validate a mapping now (a caller's error raises); keep a resolver for later."""
     if context is None or isinstance(context, ClinicalContext):
         return context
-    return ClinicalContext.from_dict(context)
+    if isinstance(context, Mapping):
+        return ClinicalContext.from_dict(context)
+    if callable(context):
+        return context
+    raise ContextError(
+        f"context = {context!r}; expected a ClinicalContext, a mapping of labs and history, "
+        "or a callable taking the Radiograph"
+    )
+
+
+def _resolve_context(
+    context: ClinicalContext | ContextFn | None, radiograph: Radiograph
+) -> ClinicalContext | None:
+    if context is None or isinstance(context, ClinicalContext):
+        return context
+    resolved = context(radiograph)
+    if resolved is not None and not isinstance(resolved, ClinicalContext):
+        raise ContextError(
+            f"{radiograph.source}: the context resolver returned {type(resolved).__name__}; "
+            "expected a ClinicalContext or None"
+        )
+    return resolved
 
 
 def _timed(timing: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
@@ -84,7 +110,9 @@ def analyze_radiograph(
     Parameters
     ----------
     radiograph : Radiograph
-    context : ClinicalContext or mapping, optional
+    context : ClinicalContext, mapping or callable, optional
+        A callable is called with ``radiograph`` and returns its ClinicalContext or
+        None; a ContextError it raises makes this result an error.
     config : Config, optional
         Effective parameters (default: :func:`~calcimg.config.load_config`).
     timing : mapping, optional
@@ -96,10 +124,12 @@ def analyze_radiograph(
         Status ``"ok"`` with findings, or ``"error"`` when a stage failed.
     """
     config = config or load_config()
-    ctx = _as_context(context)
+    ctx_or_resolver = _as_context(context)
     times: dict[str, float] = dict(timing or {})
     times.setdefault("decode", 0.0)
     try:
+        # a resolver's problem (a bad sidecar file) belongs to this image, not the batch
+        ctx = _resolve_context(ctx_or_resolver, radiograph)
         anatomy: AnatomyMap = _timed(
             times, "anatomy", lambda: map_anatomy(radiograph, params=config.anatomy)
         )
@@ -212,8 +242,9 @@ def analyze(
     Parameters
     ----------
     source : path, binary file-like or pydicom.Dataset
-    context : ClinicalContext or mapping, optional
-        Labs and history (``CONTRACT.md``); a mapping is validated.
+    context : ClinicalContext, mapping or callable, optional
+        Labs and history (``CONTRACT.md``); a mapping is validated now; a callable
+        (``Radiograph -> ClinicalContext | None``) is called after ingest.
     config : Config, optional
         Effective parameters (default: code defaults with ``models/params.toml``).
     frame : int

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-from typing import Any
 
 from calcimg.config import Config, load_config
-from calcimg.context import ClinicalContext
-from calcimg.errors import ContextError
+from calcimg.context import ContextResolver, load_context_csv, load_context_file
 
 __all__ = ["add_config_options", "config_from_args", "context_from_args"]
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    """--config, --set, --spacing and --context."""
+    """--config, --set, --spacing, --context, --context-csv and --no-sidecars."""
     p.add_argument("--config", metavar="FILE.toml", help="site parameter file (sectioned TOML)")
     p.add_argument(
         "--set",
@@ -34,7 +30,19 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--context",
         metavar="FILE.json",
-        help="clinical context (labs, history) for every image, as in CONTRACT.md",
+        help="clinical context (labs, history) for every image, as in CONTRACT.md; a "
+        "sidecar <image>.context.json or a --context-csv row wins over it",
+    )
+    p.add_argument(
+        "--context-csv",
+        metavar="FILE.csv",
+        help="per-image context: one row per image keyed by a sop_instance_uid or file "
+        "column, other columns are context keys (empty cells = not known)",
+    )
+    p.add_argument(
+        "--no-sidecars",
+        action="store_true",
+        help="ignore <image>.context.json files beside the images",
     )
 
 
@@ -45,18 +53,17 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def context_from_args(args: argparse.Namespace) -> ClinicalContext | None:
+def context_from_args(args: argparse.Namespace) -> ContextResolver:
+    """The per-image context resolver of --context, --context-csv and sidecar files.
+
+    Files given on the command line are read now, so that their errors stop the run
+    before any image is analysed; sidecars (``<image>.context.json``) are read per image
+    unless ``--no-sidecars``.
+    """
     path = getattr(args, "context", None)
-    if path is None:
-        return None
-    try:
-        data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ContextError(f"{path}: context file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ContextError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ContextError(
-            f"{path}: expected a JSON object of labs and history; found {type(data).__name__}"
-        )
-    return ClinicalContext.from_dict(data, where=path)
+    csv_path = getattr(args, "context_csv", None)
+    return ContextResolver(
+        default=None if path is None else load_context_file(path),
+        table=None if csv_path is None else load_context_csv(csv_path),
+        sidecars=not getattr(args, "no_sidecars", False),
+    )
