@@ -152,6 +152,26 @@ def test_parallel_lines_are_a_tram_track(curve: bool) -> None:
     assert any("tram-track" in s for s in item.drivers)
 
 
+@pytest.mark.parametrize(
+    ("spacing", "gap_mm"), [(0.1, 5.5), (0.2, 2.2)], ids=["wide-0.1mm", "narrow-0.2mm"]
+)
+def test_tram_track_spacing_across_the_range(spacing: float, gap_mm: float) -> None:
+    mask = _lines(spacing, gap_mm, thick_mm=0.5)
+    d = _run(mask, np.where(mask, CALC, BG), spacing).items[0].descriptors
+    assert d["parallel_pair"] is True
+    assert d["line_spacing_mm"] == pytest.approx(gap_mm, abs=max(0.3, spacing * 1.5))
+
+
+def test_dashed_tram_track_is_still_a_pair() -> None:
+    mask = _lines(0.15, 3.5)
+    cols = np.arange(mask.shape[1])
+    mask[:, (cols // 40) % 4 == 3] = False  # gaps of 6 mm every 24 mm
+    d = _run(mask, np.where(mask, CALC, BG), 0.15).items[0].descriptors
+    assert d["n_particles"] >= 6
+    assert d["parallel_pair"] is True
+    assert d["line_spacing_mm"] == pytest.approx(3.5, abs=0.3)
+
+
 def test_lines_too_far_apart_are_not_a_pair() -> None:
     mask = _lines(0.15, 12.0)
     d = _run(mask, np.where(mask, CALC, BG), 0.15).items[0].descriptors
@@ -172,6 +192,49 @@ def test_ring_has_a_lucent_centre() -> None:
     # and a ring drawn as a mask with a hole
     d2 = _run(ring, img, s).items[0].descriptors
     assert d2["lucent_center"] is True
+
+
+def _ring_image(
+    shape: tuple[int, int], centres: list[tuple[int, int]], r_out: float, r_in: float
+) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.zeros(shape, bool)
+    img = np.full(shape, BG)
+    for c in centres:
+        outer = _disk(shape, c, r_out)
+        inner = _disk(shape, c, r_in)
+        mask |= outer
+        img[outer & ~inner] = CALC
+        img[inner] = BG + 100
+    return mask, img
+
+
+def test_phlebolith_is_vascular() -> None:
+    s = 0.15
+    mask, img = _ring_image((200, 200), [(100, 100)], 3.5 / 2 / s, 1.0 / s)
+    item = _run(mask, img, s).items[0]
+    assert item.descriptors["lucent_center"] is True
+    assert item.pattern is Pattern.VASCULAR
+    assert any("lucent" in d for d in item.drivers)
+
+
+def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
+    s = 0.15
+    shape = (500, 500)
+    bone = np.zeros(shape, bool)
+    bone[:150] = True
+    bone[350:] = True
+    joint = np.zeros(shape, bool)
+    joint[150:350, 50:450] = True
+    centres = [(200, 150), (210, 250), (290, 200), (300, 330), (230, 380)]
+    mask, img = _ring_image(shape, centres, 3.0 / s, 1.8 / s)
+    img = np.where(bone, CORTEX, img)
+    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == 5
+    assert d["ring_and_arc"] is True
+    assert d["similar_sized"] is True
+    assert item.location.intra_articular is True
+    assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
 
 
 def test_solid_disk_has_no_lucent_centre() -> None:

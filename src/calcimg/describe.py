@@ -39,7 +39,15 @@ from calcimg.params import check_positive, check_range
 from calcimg.radiograph import Radiograph
 from calcimg.result import Location, Pattern
 
-__all__ = ["FEATURES", "PATTERNS", "DescribeParams", "Description", "Descriptions", "describe"]
+__all__ = [
+    "FEATURES",
+    "PATTERNS",
+    "DescribeParams",
+    "Description",
+    "Descriptions",
+    "describe",
+    "pattern_features",
+]
 
 PATTERNS: tuple[Pattern, ...] = tuple(Pattern)
 """The patterns in the order of the weight vectors."""
@@ -63,7 +71,7 @@ FEATURES: tuple[str, ...] = (
     "bone_proximity",
     "density_rel_cortex",
 )
-"""Named features of the pattern model, computed from the descriptors by ``_features``.
+"""Named features of the pattern model, computed from the descriptors by ``pattern_features``.
 
 ``log_*`` are natural logs of mm values (particle count for ``log_n_particles``);
 ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
@@ -98,7 +106,7 @@ _W_DEFAULT: dict[Pattern, tuple[float, ...]] = {
         0,
         0.5,
     ),
-    Pattern.VASCULAR: (-1.5, 0, 0, 0, 0.3, 0, 1, 1.5, 4, 3, -1, 0, 0, -2, 0, 0, 0),
+    Pattern.VASCULAR: (-1.5, 0, 0, 0, 0.3, 0, 1, 1.5, 4, 4.5, -1, 0, 0, -2, 0, 0, 0),
     Pattern.CHONDRAL_LINE: (-2.5, 0, 0, 0, 0, 0, 1.5, 1.5, -2, 0, 0, 0, 0, 3, 1, 1, 0),
 }
 
@@ -614,22 +622,29 @@ def _parallel_lines(
     ids = np.concatenate([np.full(len(p.skeleton_mm), i) for i, p in enumerate(lines)])
     if len(pts) < 4:
         return False, None, 0
-    tree = cKDTree(pts)
-    k = min(len(pts), 64)
-    dists, idx = tree.query(pts, k=k, distance_upper_bound=params.pair_max_spacing_mm)
-    partner = np.full(len(pts), np.nan)
-    partner_id = np.full(len(pts), -1)
-    for i in range(len(pts)):
-        for d, j in zip(dists[i], idx[i], strict=True):
-            if not np.isfinite(d) or j >= len(pts):
-                break
-            if ids[j] == ids[i] or d < params.pair_min_spacing_mm:
-                continue
-            v = (pts[j] - pts[i]) / d
-            if abs(float(v @ tan[i])) <= 0.5:
-                partner[i] = d
-                partner_id[i] = ids[j]
-                break
+    n_pts = len(pts)
+    partner = np.full(n_pts, np.nan)
+    partner_id = np.full(n_pts, -1)
+    for i in range(len(lines)):
+        own = np.flatnonzero(ids == i)
+        other = np.flatnonzero(ids != i)
+        k = min(len(other), 32)
+        dists, idx = cKDTree(pts[other]).query(
+            pts[own], k=k, distance_upper_bound=params.pair_max_spacing_mm
+        )
+        dists = dists.reshape(len(own), k)
+        idx = idx.reshape(len(own), k)
+        valid = np.isfinite(dists) & (idx < len(other)) & (dists >= params.pair_min_spacing_mm)
+        j = other[np.where(valid, idx, 0)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = (pts[j] - pts[own][:, None, :]) / np.where(valid, dists, 1.0)[..., None]
+        # the partner lies across the line: the offset is at least 60 degrees off the tangent
+        valid &= np.abs((v * tan[own][:, None, :]).sum(-1)) <= 0.5
+        first = np.argmax(valid, axis=1)
+        rows = np.arange(len(own))
+        has = valid[rows, first]
+        partner[own[has]] = dists[rows, first][has]
+        partner_id[own[has]] = ids[j[rows, first]][has]
     have = np.isfinite(partner)
     coverage = float(have.mean())
     if coverage < params.pair_min_coverage:
@@ -807,7 +822,7 @@ def _measure(
 # --------------------------------------------------------------------------- classifier
 
 
-def _features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]:
+def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]:
     """The model's named features (see ``FEATURES``) from descriptors and location."""
 
     def num(key: str, default: float) -> float:
@@ -909,7 +924,7 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
 def _classify(
     desc: Mapping[str, Any], loc: Location, params: DescribeParams
 ) -> tuple[Pattern, dict[Pattern, float], tuple[str, ...]]:
-    feats = _features(desc, loc)
+    feats = pattern_features(desc, loc)
     f = np.array([feats[name] for name in params.features])
     w = np.array([params.weights(p) for p in PATTERNS])
     z = w @ f
