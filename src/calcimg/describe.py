@@ -128,10 +128,11 @@ class DescribeParams:
     cortex_search_mm : float
         Cortical bone within this distance of the finding's centroid is its reference;
         beyond it the whole film's cortex, then all bone.
-    line_min_length_mm, line_min_aspect, line_min_linearity : float
-        A particle is a line when its length is at least ``line_min_length_mm``,
-        length / mean width at least ``line_min_aspect`` and its principal-axis
-        linearity at least ``line_min_linearity``.
+    line_min_length_mm, line_min_aspect, line_min_linearity, line_max_width_mm : float
+        A particle is a line when its length is at least ``line_min_length_mm``, its mean
+        width at most ``line_max_width_mm`` (DOMAIN.md: vascular lines 0.3-1 mm, chondral
+        lines 0.5-1.5 mm), length / width at least ``line_min_aspect`` and its
+        principal-axis linearity at least ``line_min_linearity``.
     pair_min_spacing_mm, pair_max_spacing_mm : float
         Centre-to-centre spacing of a parallel (tram-track) line pair (DOMAIN.md: 2-6 mm).
     pair_min_coverage : float
@@ -140,6 +141,9 @@ class DescribeParams:
         Round bodies in this size range are tested for a lucent centre.
     lucent_min_depth : float
         The centre must be darker than the rim by this fraction of the rim's contrast.
+    tube_min_valley_fraction : float
+        A band 1.5-8 mm wide is a hollow tube (pipe-stem, a tram-track whose mask fills
+        the lumen) when at least this share of its centre line is darker than both walls.
     arc_min_angle_deg : float
         A curved particle fitting a circle over at least this angle is an arc.
     septa_gap_mm : float
@@ -165,12 +169,14 @@ class DescribeParams:
     line_min_length_mm: float = 3.0
     line_min_aspect: float = 4.0
     line_min_linearity: float = 0.5
+    line_max_width_mm: float = 2.5
     pair_min_spacing_mm: float = 1.5
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
     lucent_min_diameter_mm: float = 1.5
-    lucent_max_diameter_mm: float = 12.0
-    lucent_min_depth: float = 0.15
+    lucent_max_diameter_mm: float = 10.0
+    lucent_min_depth: float = 0.08
+    tube_min_valley_fraction: float = 0.5
     arc_min_angle_deg: float = 90.0
     septa_gap_mm: float = 1.5
     globule_min_diameter_mm: float = 3.0
@@ -194,6 +200,7 @@ class DescribeParams:
             "cortex_search_mm",
             "line_min_length_mm",
             "line_min_aspect",
+            "line_max_width_mm",
             "pair_min_spacing_mm",
             "pair_max_spacing_mm",
             "lucent_min_diameter_mm",
@@ -207,6 +214,9 @@ class DescribeParams:
         check_range(q + "line_min_linearity", self.line_min_linearity, 0.0, 1.0)
         check_range(q + "pair_min_coverage", self.pair_min_coverage, 0.0, 1.0, low_open=True)
         check_range(q + "lucent_min_depth", self.lucent_min_depth, 0.0, 1.0, low_open=True)
+        check_range(
+            q + "tube_min_valley_fraction", self.tube_min_valley_fraction, 0.0, 1.0, low_open=True
+        )
         check_range(q + "arc_min_angle_deg", self.arc_min_angle_deg, 0.0, 360.0, low_open=True)
         check_range(q + "intra_articular_min_overlap", self.intra_articular_min_overlap, 0.0, 1.0)
         if self.pair_min_spacing_mm >= self.pair_max_spacing_mm:
@@ -299,6 +309,11 @@ class _Particle:
     is_line: bool
     is_ring: bool
     is_lucent: bool
+    centre_depth: float
+    """(rim - middle) / rim contrast of the filled particle (see ``_centre_dip``)."""
+    is_tube: bool
+    tube_spacing_mm: float | None
+    tube_wall_mm: float | None
     is_arc: bool
     centroid_mm: np.ndarray
     skeleton_mm: np.ndarray
@@ -381,14 +396,18 @@ def _measure_particle(
     proj_len = float(proj.max() - proj.min()) + float(np.abs(vecs[:, 0]) @ sp)
     filled = ndi.binary_fill_holes(mask)
     hole_px = int(np.count_nonzero(filled & ~mask))
-    is_ring = hole_px >= max(2, 0.04 * np.count_nonzero(filled))
+    # a hole makes a ring only in a round body: an elongated particle with a hole is the
+    # closed outline of a calcified tube (the two walls of a tram-track joined at its ends)
+    is_ring = linearity < params.line_min_linearity and hole_px >= max(
+        2, 0.04 * np.count_nonzero(filled)
+    )
     skel = skeletonize(mask) if mask.sum() >= 3 else mask.copy()
     skel_len = _skeleton_length_mm(skel, spacing)
     length = max(skel_len, proj_len)
     width = area / length if length > 0 else diameter
     is_line = (
-        not is_ring
-        and length >= params.line_min_length_mm
+        length >= params.line_min_length_mm
+        and width <= params.line_max_width_mm
         and length / max(width, 1e-6) >= params.line_min_aspect
         and linearity >= params.line_min_linearity
     )
@@ -408,13 +427,32 @@ def _measure_particle(
         if 0.5 <= radius <= params.lucent_max_diameter_mm and resid <= max(0.15 * radius, 0.2):
             angle = math.degrees(skel_len / radius)
             is_arc = angle >= params.arc_min_angle_deg and width <= 0.6 * radius
-    is_lucent = is_ring
-    if (
-        not is_ring
-        and params.lucent_min_diameter_mm <= diameter <= params.lucent_max_diameter_mm
-        and linearity < 0.5
-    ):
-        is_lucent = _lucent_centre(mask, filled, origin, pixels, background, noise, params)
+    depth = _centre_dip(filled, origin, pixels, background, noise)
+    round_body = (
+        params.lucent_min_diameter_mm <= diameter <= params.lucent_max_diameter_mm
+        and linearity < params.line_min_linearity
+    )
+    is_lucent = is_ring or (round_body and depth >= params.lucent_min_depth)
+    # a calcified tube seen side-on whose mask fills the lumen (pipe-stem): an elongated
+    # band 1.5-8 mm wide whose centre line runs darker than its two walls
+    mean_sp = math.sqrt(dr * dc)
+    is_tube = False
+    tube_spacing: float | None = None
+    tube_wall: float | None = None
+    if linearity >= params.line_min_linearity and len(skel_pts) >= 5:
+        dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5)
+        half_px = float(np.median(dist[1:-1, 1:-1][skel]))
+        band_mm = (2 * half_px - 1) * mean_sp
+        if (
+            params.pair_min_spacing_mm <= band_mm <= params.pair_max_spacing_mm + 2 * mean_sp
+            and length >= max(params.line_min_length_mm, 2.5 * band_mm)
+        ):
+            frac, tube_spacing, tube_wall = _tube_profile(
+                skel_pts, tangents, half_px * mean_sp, pixels, spacing, background, noise, params
+            )
+            is_tube = frac >= params.tube_min_valley_fraction
+    if not is_tube:
+        tube_spacing = tube_wall = None
     return _Particle(
         area_mm2=area,
         diameter_mm=diameter,
@@ -424,6 +462,10 @@ def _measure_particle(
         is_line=is_line,
         is_ring=is_ring,
         is_lucent=is_lucent,
+        centre_depth=depth,
+        is_tube=is_tube,
+        tube_spacing_mm=tube_spacing,
+        tube_wall_mm=tube_wall,
         is_arc=is_arc or is_ring,
         centroid_mm=pts.mean(0),
         skeleton_mm=skel_pts,
@@ -432,39 +474,128 @@ def _measure_particle(
     )
 
 
-def _lucent_centre(
-    mask: np.ndarray,
+def _tube_profile(
+    skel_pts: np.ndarray,
+    tangents: np.ndarray,
+    half_mm: float,
+    pixels: np.ndarray,
+    spacing: tuple[float, float],
+    background: float,
+    noise: float,
+    params: DescribeParams,
+) -> tuple[float, float | None, float | None]:
+    """Cross-section profiles of a band along its centre line: is it a hollow tube?
+
+    At every centre-line (skeleton) point the intensity is sampled along the normal out to
+    1 mm beyond the band, the profiles are averaged over the points within 2 mm, and the
+    straight line through the samples outside the band (the local soft tissue) is
+    subtracted. The point is a lumen when the centre (|offset| <= 20% of the half-width)
+    is darker than the bright maximum on *both* sides by ``lucent_min_depth`` of the rim
+    contrast and by 3 standard errors of the noise.
+
+    Returns
+    -------
+    valley_fraction : float
+        Share of centre-line points that are a lumen.
+    spacing_mm : float or None
+        Median distance between the two walls' maxima at lumen points.
+    wall_mm : float or None
+        Band width minus wall spacing: the walls' thickness.
+    """
+    sp = np.array(spacing)
+    step = 0.5 * float(sp.min())
+    reach = half_mm + 1.0
+    offsets = np.arange(-reach, reach + step / 2, step)
+    normals = np.column_stack([-tangents[:, 1], tangents[:, 0]])
+    coords = skel_pts[:, None, :] + offsets[None, :, None] * normals[:, None, :]
+    prof = ndi.map_coordinates(
+        pixels, [coords[..., 0] / sp[0], coords[..., 1] / sp[1]], order=1, mode="nearest"
+    )
+    # average each profile with its neighbours' (1 mm along the line), aligning normals
+    tree = cKDTree(skel_pts)
+    smooth = np.empty_like(prof)
+    counts = np.empty(len(skel_pts))
+    for i, nbrs in enumerate(tree.query_ball_point(skel_pts, r=2.0)):
+        flip = (normals[nbrs] @ normals[i]) < 0
+        rows = np.where(flip[:, None], prof[nbrs][:, ::-1], prof[nbrs])
+        smooth[i] = rows.mean(0)
+        counts[i] = len(nbrs)
+    # the soft tissue under a vessel is rarely flat: remove the straight line through the
+    # samples just outside the band on both sides
+    outside = np.abs(offsets) >= half_mm + 0.2
+    centre = np.abs(offsets) <= 0.2 * half_mm
+    left = (offsets < -0.2 * half_mm) & (offsets >= -half_mm - 0.1)
+    right = (offsets > 0.2 * half_mm) & (offsets <= half_mm + 0.1)
+    if not (centre.any() and left.any() and right.any() and outside.sum() >= 4):
+        return 0.0, None, None
+    design = np.column_stack([np.ones(outside.sum()), offsets[outside]])
+    coef, *_ = np.linalg.lstsq(design, smooth[:, outside].T, rcond=None)
+    smooth = smooth - (coef[0][:, None] + coef[1][:, None] * offsets[None, :])
+    c = smooth[:, centre].mean(1)
+    lmax = smooth[:, left].max(1)
+    rmax = smooth[:, right].max(1)
+    rim = np.minimum(lmax, rmax)
+    contrast = np.maximum(np.maximum(lmax, rmax), 1e-6)
+    se = noise / np.sqrt(counts * centre.sum())
+    valley = (rim - c >= params.lucent_min_depth * contrast) & (rim - c >= 3 * se)
+    frac = float(valley.mean())
+    if not valley.any():
+        return frac, None, None
+    lpos = offsets[left][np.argmax(smooth[:, left], axis=1)]
+    rpos = offsets[right][np.argmax(smooth[:, right], axis=1)]
+    spacing_mm = float(np.median((rpos - lpos)[valley]))
+    wall_mm = max(2 * half_mm - spacing_mm, float(sp.mean()))
+    return frac, spacing_mm, wall_mm
+
+
+def _centre_dip(
     filled: np.ndarray,
     origin: tuple[int, int],
     pixels: np.ndarray,
     background: float,
     noise: float,
-    params: DescribeParams,
-) -> bool:
-    """True when the centre of a round body is darker than its rim.
+) -> float:
+    """How much darker a particle's middle is than its rim.
 
-    The body is split by the distance to its edge: the rim is the outer 20-50% of the
-    inscribed radius, the centre the inner 35%. Lucent when the centre is below the rim by
-    ``lucent_min_depth`` of the rim's contrast over the background and by 3 standard
-    errors of the noise.
+    The filled particle is split into ten zones by the distance to its edge (as a fraction
+    of the largest distance, ``rmax``): the rim is the brightest of the zones at 10-70% of
+    ``rmax``, the middle the zones at >= 80%. For a round body the middle is its centre,
+    for a band its centre line (the lumen of a calcified tube).
+
+    Returns
+    -------
+    float
+        (rim - middle) / (rim - background); 0 when not measurable or not significant
+        (the difference must exceed 3 standard errors of the noise).
     """
     h, w = filled.shape
     img = pixels[origin[0] : origin[0] + h, origin[1] : origin[1] + w]
-    dist = cv2.distanceTransform(filled.astype(np.uint8), cv2.DIST_L2, 5)
+    dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5)[
+        1:-1, 1:-1
+    ]
     rmax = float(dist.max())
-    if rmax < 2.0:
-        return False
-    centre = dist >= 0.65 * rmax
-    rim = (dist > 0.2 * rmax) & (dist <= 0.5 * rmax)
-    if centre.sum() < 2 or rim.sum() < 4:
-        return False
-    c = float(img[centre].mean())
-    r = float(img[rim].mean())
-    contrast = r - background
-    if contrast <= 0:
-        return False
-    se = noise / math.sqrt(float(centre.sum()))
-    return (r - c) >= params.lucent_min_depth * contrast and (r - c) >= 3 * se
+    if rmax < 2.5:
+        return 0.0
+    frac = dist / rmax
+    zones = np.minimum((frac * 10).astype(int), 9)
+    inside = dist > 0
+    means = np.full(10, np.nan)
+    for z in range(1, 10):
+        sel = inside & (zones == z)
+        if sel.any():
+            means[z] = float(img[sel].mean())
+    middle_sel = inside & (frac >= 0.8)
+    rim_zones = means[1:7]
+    if middle_sel.sum() < 2 or not np.isfinite(rim_zones).any():
+        return 0.0
+    k = int(np.nanargmax(rim_zones)) + 1
+    rim = float(means[k])
+    middle = float(img[middle_sel].mean())
+    contrast = rim - background
+    se = noise / math.sqrt(float(middle_sel.sum()))
+    if contrast <= 0 or rim - middle < 3 * se:
+        return 0.0
+    return (rim - middle) / contrast
 
 
 # --------------------------------------------------------------------------- references
@@ -615,7 +746,7 @@ def _parallel_lines(
     and the partner distances are consistent (interquartile range <= 60% of the median).
     Returns (parallel, median spacing mm, number of lines taking part).
     """
-    if len(lines) < 2:
+    if not lines:
         return False, None, 0
     pts = np.concatenate([p.skeleton_mm for p in lines])
     tan = np.concatenate([p.tangents for p in lines])
@@ -625,26 +756,40 @@ def _parallel_lines(
     n_pts = len(pts)
     partner = np.full(n_pts, np.nan)
     partner_id = np.full(n_pts, -1)
+    k = min(n_pts, 32)
     for i in range(len(lines)):
         own = np.flatnonzero(ids == i)
+        # partners on other lines, and on the same particle when it is the closed outline
+        # of a tube (the far wall); a straight line's own points lie along its tangent
         other = np.flatnonzero(ids != i)
-        k = min(len(other), 32)
-        dists, idx = cKDTree(pts[other]).query(
-            pts[own], k=k, distance_upper_bound=params.pair_max_spacing_mm
-        )
-        dists = dists.reshape(len(own), k)
-        idx = idx.reshape(len(own), k)
-        valid = np.isfinite(dists) & (idx < len(other)) & (dists >= params.pair_min_spacing_mm)
-        j = other[np.where(valid, idx, 0)]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            v = (pts[j] - pts[own][:, None, :]) / np.where(valid, dists, 1.0)[..., None]
-        # the partner lies across the line: the offset is at least 60 degrees off the tangent
-        valid &= np.abs((v * tan[own][:, None, :]).sum(-1)) <= 0.5
-        first = np.argmax(valid, axis=1)
-        rows = np.arange(len(own))
-        has = valid[rows, first]
-        partner[own[has]] = dists[rows, first][has]
-        partner_id[own[has]] = ids[j[rows, first]][has]
+        cand = [other] if len(other) else []
+        cand.append(own)
+        best = np.full(len(own), np.inf)
+        best_id = np.full(len(own), -1)
+        for pool in cand:
+            kk = min(len(pool), k)
+            dists, idx = cKDTree(pts[pool]).query(
+                pts[own], k=kk, distance_upper_bound=params.pair_max_spacing_mm
+            )
+            dists = dists.reshape(len(own), kk)
+            idx = idx.reshape(len(own), kk)
+            valid = np.isfinite(dists) & (idx < len(pool))
+            valid &= dists >= params.pair_min_spacing_mm
+            j = pool[np.where(valid, idx, 0)]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = (pts[j] - pts[own][:, None, :]) / np.where(valid, dists, 1.0)[..., None]
+            # across the line: the offset is at least 60 degrees off the tangent
+            valid &= np.abs((v * tan[own][:, None, :]).sum(-1)) <= 0.5
+            first = np.argmax(valid, axis=1)
+            rows = np.arange(len(own))
+            has = valid[rows, first]
+            d_first = np.where(has, dists[rows, first], np.inf)
+            better = d_first < best
+            best[better] = d_first[better]
+            best_id[better] = ids[j[rows, first]][better]
+        found = np.isfinite(best)
+        partner[own[found]] = best[found]
+        partner_id[own[found]] = best_id[found]
     have = np.isfinite(partner)
     coverage = float(have.mean())
     if coverage < params.pair_min_coverage:
@@ -760,25 +905,41 @@ def _measure(
     hull_area_px += cv2.arcLength(cv2.convexHull(hull_pts), True) / 2 + 1 if len(rr) >= 3 else 0
     solidity = min(1.0, float(np.count_nonzero(mask)) / hull_area_px) if hull_area_px else 1.0
 
-    lines = [p for p in parts if p.is_line]
+    tubes = [p for p in parts if p.is_tube]
+    lines = [p for p in parts if p.is_line and not p.is_tube]
     line_area = sum(p.area_mm2 for p in lines)
+    tube_area = sum(p.area_mm2 for p in tubes)
     parallel, spacing_mm, _ = _parallel_lines(lines, params)
     thickness = None
     if lines:
         thickness = float(np.median([p.width_mm for p in lines]))
+    if tubes and tube_area >= line_area:
+        # the walls of a filled tube: spacing between the bright rims, their thickness
+        parallel = True
+        spacing_mm = float(np.median([p.tube_spacing_mm for p in tubes]))
+        thickness = float(np.median([p.tube_wall_mm for p in tubes]))
     curv_src = (
-        max(lines, key=lambda p: p.length_mm) if lines else max(parts, key=lambda p: p.area_mm2)
+        max(lines + tubes, key=lambda p: p.length_mm)
+        if lines or tubes
+        else max(parts, key=lambda p: p.area_mm2)
     )
-    curvature = curv_src.curvature_per_mm if (lines or curv_src.linearity > 0.5) else None
+    curvature = (
+        curv_src.curvature_per_mm if (lines or tubes or curv_src.linearity > 0.5) else None
+    )
 
     bodies = [
         p
         for p in parts
         if params.lucent_min_diameter_mm <= p.diameter_mm <= params.lucent_max_diameter_mm
         and not p.is_line
+        and not p.is_tube
     ]
     lucent = bool(bodies) and sum(p.is_lucent for p in bodies) / len(bodies) >= 0.5
-    ring_like = [p for p in parts if p.diameter_mm >= params.lucent_min_diameter_mm / 2]
+    ring_like = [
+        p
+        for p in parts
+        if p.diameter_mm >= params.lucent_min_diameter_mm / 2 and not p.is_line and not p.is_tube
+    ]
     n_ring = sum(p.is_ring or p.is_lucent or p.is_arc for p in ring_like)
     ring_and_arc = n_ring >= 2 and n_ring / max(len(ring_like), 1) >= 0.4
     septa = _septa(parts, params)
@@ -807,8 +968,12 @@ def _measure(
         "line_spacing_mm": _rnd(spacing_mm),
         "line_thickness_mm": _rnd(thickness),
         "n_lines": len(lines),
-        "line_fraction": _rnd(line_area / area if area > 0 else 0.0, 3),
+        "n_tubes": len(tubes),
+        "line_fraction": _rnd((line_area + tube_area) / area if area > 0 else 0.0, 3),
         "lucent_center": bool(lucent),
+        "lucent_depth": _rnd(
+            float(np.median([p.centre_depth for p in bodies])) if bodies else None, 3
+        ),
         "ring_and_arc": bool(ring_and_arc),
         "n_ring_or_arc": int(n_ring),
         "septa": bool(septa),
@@ -865,8 +1030,12 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
     match name:
         case "parallel_pair":
             if desc.get("parallel_pair"):
+                n_lines, n_tubes = desc.get("n_lines") or 0, desc.get("n_tubes") or 0
+                if n_tubes and n_tubes * 2 >= n_lines:
+                    what = f"{n_tubes} tube segment{'s' if n_tubes > 1 else ''} with lucent lumen,"
+                    return f"{what} walls {desc.get('line_spacing_mm')} mm apart (tram-track)"
                 return (
-                    f"{desc.get('n_lines')} parallel linear particles "
+                    f"{n_lines} parallel linear particles "
                     f"{desc.get('line_spacing_mm')} mm apart (tram-track)"
                 )
             return "no parallel line pair"
