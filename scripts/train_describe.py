@@ -1,0 +1,147 @@
+"""Fit the pattern model of ``calcimg.describe`` on a generated tuning set.
+
+The model is a multinomial logistic regression over the named features of
+``calcimg.describe.FEATURES`` (computed from the measured descriptors), with L2 penalty and
+class-balanced weights. Training rows are the truth lesions of every image in the folder,
+measured on the masks as drawn and on the perturbed masks of ``describe_data.PERTURBATIONS``
+(dilated, eroded, small particles dropped) so that the weights tolerate a detector's
+masks. Features are standardised for fitting and the weights folded back to raw features,
+so ``models/params.toml`` holds ``score = softmax(W @ f)`` on the documented features.
+
+Writes the ``[describe]`` section of ``models/params.toml`` (between marker comments; other
+sections untouched) with the seeds of the training images recorded in its header.
+
+    PYTHONPATH=src /work/venv/bin/python scripts/train_describe.py /work/data/tune
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from calcimg.config import load_config
+from calcimg.describe import FEATURES, PATTERNS, DescribeParams, describe, pattern_features
+from describe_data import PERTURBATIONS, iter_cases, truth_detections
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS_FILE = ROOT / "models" / "params.toml"
+BEGIN = "# >>> [describe] written by scripts/train_describe.py"
+END = "# <<< [describe]"
+
+
+def collect(folder: Path, params: DescribeParams) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    xs, ys, seeds = [], [], []
+    for case in iter_cases(folder):
+        seeds.append(int(case.truth.get("seed", -1)))
+        for pert in PERTURBATIONS:
+            dets, lesions = truth_detections(case, pert)
+            out = describe(case.radiograph, case.anatomy, dets, params=params)
+            for les, item in zip(lesions, out.items, strict=True):
+                f = pattern_features(item.descriptors, item.location)
+                xs.append([f[k] for k in FEATURES])
+                ys.append(PATTERNS.index(les["pattern"]))
+    return np.array(xs, float), np.array(ys, int), sorted(seeds)
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """Raw-feature weights (n_patterns, n_features) of an L2 multinomial logistic model."""
+    n, k = x.shape
+    mu = x.mean(0)
+    sd = x.std(0)
+    mu[0], sd[0] = 0.0, 1.0  # the bias column stays 1
+    sd[sd < 1e-9] = 1.0
+    z = (x - mu) / sd
+    n_cls = len(PATTERNS)
+    counts = np.bincount(y, minlength=n_cls).astype(float)
+    cw = np.where(counts > 0, n / (n_cls * np.maximum(counts, 1)), 0.0)[y]
+    onehot = np.eye(n_cls)[y]
+    pen = np.ones(k)
+    pen[0] = 0.0  # the bias is not penalised
+
+    def loss(wflat: np.ndarray) -> tuple[float, np.ndarray]:
+        w = wflat.reshape(n_cls, k)
+        logits = z @ w.T
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        ll = -(cw * np.log(np.maximum((p * onehot).sum(1), 1e-12))).sum() / n
+        grad = ((p - onehot) * cw[:, None]).T @ z / n
+        ll += 0.5 * l2 * float((w**2 * pen).sum())
+        grad += l2 * w * pen
+        return float(ll), grad.ravel()
+
+    res = minimize(loss, np.zeros(n_cls * k), jac=True, method="L-BFGS-B")
+    w = res.x.reshape(n_cls, k)
+    raw = w / sd
+    raw[:, 0] = w[:, 0] - (w * mu / sd)[:, 1:].sum(1)
+    return raw
+
+
+def section_text(
+    params: DescribeParams,
+    weights: np.ndarray,
+    folder: Path,
+    seeds: list[int],
+    l2: float,
+    n_rows: int,
+) -> str:
+    defaults = DescribeParams()
+    lines = [
+        BEGIN,
+        f"# Pattern model fitted on {folder} (seeds {seeds[0]}-{seeds[-1]}, {len(seeds)} images,",
+        f"# {n_rows} rows = lesions x mask variants {', '.join(PERTURBATIONS)}), L2 = {l2}.",
+        "# score_p = softmax_p(sum_k w_p[k] * feature_k); features in calcimg.describe.FEATURES",
+        "[describe]",
+    ]
+    for f in dataclasses.fields(params):
+        if f.name.startswith("w_") or f.name == "features":
+            continue
+        v = getattr(params, f.name)
+        if v != getattr(defaults, f.name):
+            lines.append(f"{f.name} = {v!r}")
+    lines.append("features = [" + ", ".join(f'"{k}"' for k in FEATURES) + "]")
+    for i, p in enumerate(PATTERNS):
+        vals = ", ".join(f"{x:.3f}" for x in weights[i])
+        lines.append(f"w_{p} = [{vals}]")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    old = PARAMS_FILE.read_text() if PARAMS_FILE.is_file() else ""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
+    new = pattern.sub(text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    PARAMS_FILE.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--l2", type=float, default=0.01)
+    ap.add_argument("--dry-run", action="store_true", help="print, do not write params.toml")
+    a = ap.parse_args(argv)
+    params = load_config().describe
+    x, y, seeds = collect(a.folder, params)
+    w = fit(x, y, a.l2)
+    logits = x @ w.T
+    acc = float((logits.argmax(1) == y).mean())
+    print(
+        f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}, "
+        f"training accuracy {acc:.3f}"
+    )
+    text = section_text(params, w, a.folder, seeds, a.l2, len(y))
+    print(text)
+    if not a.dry_run:
+        write_section(text)
+        print(f"wrote {PARAMS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
