@@ -1,0 +1,1 @@
+"""Research feature extraction: calcimg's measurements as tables to model on."""
