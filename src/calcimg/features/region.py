@@ -96,8 +96,10 @@ class FeatureParams:
 # holds. Line kinds: "d" a diagonal cutting one corner, "h" a horizontal line across the
 # square (length = column spacing), "v" a vertical one (length = row spacing).
 _AREA_FRACTION = np.array(
-    [0, 1 / 8, 1 / 8, 1 / 2, 1 / 8, 1 / 4, 1 / 2, 7 / 8]
-    + [1 / 8, 1 / 2, 1 / 4, 7 / 8, 1 / 2, 7 / 8, 7 / 8, 1],
+    [
+        *(0, 1 / 8, 1 / 8, 1 / 2, 1 / 8, 1 / 4, 1 / 2, 7 / 8),  # indices 0-7
+        *(1 / 8, 1 / 2, 1 / 4, 7 / 8, 1 / 2, 7 / 8, 7 / 8, 1),  # indices 8-15
+    ],
     dtype=np.float64,
 )
 _N_DIAGONAL = np.array([0, 1, 1, 0, 1, 2, 0, 1, 1, 0, 2, 1, 0, 1, 1, 0], dtype=np.float64)
@@ -332,8 +334,8 @@ def intensity_features(
 
 def _ellipse(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
     """uint8 elliptical structuring element of a radius in mm (anisotropic pixels)."""
-    ry = max(int(round(radius_mm / spacing_mm[0])), 0)
-    rx = max(int(round(radius_mm / spacing_mm[1])), 0)
+    ry = max(round(radius_mm / spacing_mm[0]), 0)
+    rx = max(round(radius_mm / spacing_mm[1]), 0)
     yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
     inside = (yy / max(ry, 0.5)) ** 2 + (xx / max(rx, 0.5)) ** 2 <= 1.0 + 1e-9
     return inside.astype(np.uint8)
@@ -421,9 +423,7 @@ def measure_regions(
         tc0, tc1 = sl[1].start - c0, sl[1].stop - c0
         row: dict[str, Any] = {"label": label}
         row.update(
-            shape_features(
-                region[tr0:tr1, tc0:tc1], spacing, origin_rc=(sl[0].start, sl[1].start)
-            )
+            shape_features(region[tr0:tr1, tc0:tc1], spacing, origin_rc=(sl[0].start, sl[1].start))
         )
         region_u8 = region.astype(np.uint8)
         grown = cv2.dilate(region_u8, outer) > 0
