@@ -23,6 +23,7 @@ Every definition, with its unit and standard name, is in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,7 @@ class FeatureParams:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every parameter (for the parameter hash)."""
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 # --------------------------------------------------------------------- marching squares
