@@ -15,6 +15,7 @@ This is an input adapter like :mod:`calcimg.ingest`: it reads, it does not measu
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import numpy as np
 from calcimg.errors import InputError
 
 __all__ = ["SITK_SUFFIXES", "read_label_mask"]
+
+log = logging.getLogger(__name__)
 
 SITK_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 _CV_SUFFIXES = (".png", ".tif", ".tiff")
@@ -150,22 +153,23 @@ def _read_sitk(p: Path, frame: int) -> np.ndarray:
 
 
 def _read_seg(p: Path, sop_instance_uid: str | None) -> np.ndarray:
-    import highdicom as hd
-
-    try:
-        seg = hd.seg.segread(p)
-    except Exception as exc:  # highdicom raises plain ValueError/AttributeError
-        raise InputError(f"{p}: not a DICOM Segmentation highdicom can read: {exc}") from exc
     if sop_instance_uid is None:
         raise InputError(
             f"{p}: a DICOM SEG mask needs the image's (0008,0018) SOP Instance UID to "
             "find its frames; the image has none (PNG/TIFF input?)"
         )
+    import highdicom as hd
+
+    try:
+        seg = hd.seg.segread(p)
+    except Exception as exc:  # highdicom raises plain ValueError/AttributeError
+        # highdicom 0.28 writes SEGs of projection images (no Slice Thickness in the
+        # Pixel Measures Sequence) that its own reader refuses; read those frames directly
+        log.debug("highdicom cannot read %s (%s); reading its frames with pydicom", p, exc)
+        return _read_seg_frames(p, sop_instance_uid)
     try:
         pixels = seg.get_pixels_by_source_instance(
-            source_sop_instance_uids=[sop_instance_uid],
-            combine_segments=True,
-            skip_overlap_checks=False,
+            source_sop_instance_uids=[sop_instance_uid], combine_segments=True
         )
     except (ValueError, KeyError, AttributeError) as exc:
         raise InputError(
@@ -173,3 +177,47 @@ def _read_seg(p: Path, sop_instance_uid: str | None) -> np.ndarray:
             f"(or its segments overlap): {exc}"
         ) from exc
     return np.asarray(pixels[0])
+
+
+def _read_seg_frames(p: Path, sop_instance_uid: str) -> np.ndarray:
+    """Label image from a SEG's frames: each frame's segment number where it is set.
+
+    Frames are matched to the image through (0008,9124) Derivation Image Sequence >
+    (0008,2112) Source Image Sequence > Referenced SOP Instance UID (PS3.3 C.8.20.3).
+    """
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(p)
+        sop_class = str(ds.SOPClassUID)
+        frames = np.asarray(ds.pixel_array)
+    except Exception as exc:
+        raise InputError(f"{p}: cannot read the DICOM SEG: {exc}") from exc
+    if sop_class != "1.2.840.10008.5.1.4.1.1.66.4":
+        raise InputError(
+            f"{p}: (0008,0016) SOP Class UID is {sop_class}; expected Segmentation "
+            "Storage (1.2.840.10008.5.1.4.1.1.66.4)"
+        )
+    if frames.ndim == 2:
+        frames = frames[None]
+    label = np.zeros(frames.shape[1:], np.int32)
+    found = False
+    for i, item in enumerate(ds.get("PerFrameFunctionalGroupsSequence", [])):
+        refs = {
+            str(src.ReferencedSOPInstanceUID)
+            for der in item.get("DerivationImageSequence", [])
+            for src in der.get("SourceImageSequence", [])
+        }
+        if sop_instance_uid not in refs:
+            continue
+        seg_number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        on = frames[i] > 0
+        if np.any(on & (label > 0) & (label != seg_number)):
+            raise InputError(
+                f"{p}: segments overlap at some pixels; a label mask needs one label per pixel"
+            )
+        label[on] = seg_number
+        found = True
+    if not found:
+        raise InputError(f"{p}: the SEG has no frames for SOP Instance UID {sop_instance_uid}")
+    return label
