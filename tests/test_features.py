@@ -591,6 +591,11 @@ def test_cli_errors_become_rows(tmp_path: Path, image_and_mask) -> None:
     rows = _read_csv(out)
     assert rows[0]["status"] == "error"
     assert "truncated" in rows[0]["error"]
+    res = _cli(str(bad), "--out", str(tmp_path / "p.csv"), "--pseudonymize", "k")
+    row = _read_csv(tmp_path / "p.csv")[0]
+    assert "truncated" in row["error"]
+    assert "truncated.dcm" not in row["error"] and str(tmp_path) not in row["error"]
+    assert row["source"] == Pseudonymizer("k").pseudonym(str(bad)) in row["error"]
     res = _cli(str(bad), "--out", str(tmp_path / "f.xlsx"))
     assert res.returncode == 2
     assert "unknown table format '.xlsx'; expected .csv or .parquet" in res.stderr
@@ -634,3 +639,43 @@ def test_every_output_column_is_in_the_dictionary(image_and_mask) -> None:
     for row in rows:
         for col in row:
             assert col in names or any(col.startswith(t) for t in templates), col
+
+
+def test_nrrd_mask_via_simpleitk(tmp_path: Path, image_and_mask) -> None:
+    sitk = pytest.importorskip("SimpleITK", reason="SimpleITK (optional) is not installed")
+    img, png, labels = image_and_mask
+    nrrd = tmp_path / "labels.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(labels.astype(np.uint16)), str(nrrd))
+    np.testing.assert_array_equal(read_label_mask(nrrd, shape=labels.shape), labels)
+    a = calcimg.extract_features(img, mask=nrrd)
+    b = calcimg.extract_features(img, mask=png)
+    assert a["area_mm2"].tolist() == b["area_mm2"].tolist()
+
+
+def test_nrrd_without_simpleitk_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nrrd = tmp_path / "labels.nii.gz"
+    nrrd.write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "SimpleITK", None)
+    with pytest.raises(InputError, match=r"needs SimpleITK; install it with `pip install"):
+        read_label_mask(nrrd, shape=(10, 10))
+
+
+def test_colour_mask_is_refused(tmp_path: Path) -> None:
+    rgb = np.zeros((10, 10, 3), np.uint8)
+    rgb[2:4, 2:4] = (255, 0, 0)
+    path = tmp_path / "colour.png"
+    cv2.imwrite(str(path), rgb)
+    with pytest.raises(InputError, match="mask is a colour image; expected one channel"):
+        read_label_mask(path, shape=(10, 10))
+
+
+def test_worker_processes_give_the_same_rows(tmp_path: Path, image_and_mask) -> None:
+    img, mask, _ = image_and_mask
+    batch = tmp_path / "b.csv"
+    batch.write_text(f"Image,Mask\n{img},{mask}\n{img},{mask}\n", encoding="utf-8")
+    one = calcimg.extract_features(batch, jobs=1)
+    two = calcimg.extract_features(batch, jobs=2)
+    assert len(one) == 4
+    assert one.equals(two)

@@ -4,7 +4,8 @@ Every identifying value is replaced by ``HMAC-SHA256(salt, value)``, hex, trunca
 16 characters (64 bits: collisions are negligible for any hospital's archive). The same
 salt gives the same pseudonym, so tables from several runs still join; without the salt
 the values cannot be reversed or confirmed by hashing a guess. The mapping is never
-written anywhere.
+written anywhere. Error messages have the input and mask paths replaced too. DICOM
+attribute values quoted in an error message (an invalid value of some element) are kept.
 
 Which columns: :data:`IDENTIFIER_COLUMNS`. ``source`` (the input path) and ``mask`` are
 included because file and folder names often embed names, MRNs or accession numbers;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 __all__ = ["IDENTIFIER_COLUMNS", "Pseudonymizer"]
@@ -65,8 +67,22 @@ class Pseudonymizer:
         return mac.hexdigest()[:PSEUDONYM_CHARS]
 
     def row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of ``row`` with every non-empty identifier replaced."""
+        """A copy of ``row`` with every non-empty identifier replaced.
+
+        Error messages name the file they are about; the input and mask paths (and
+        their file names) in ``error`` are replaced by the same pseudonyms.
+        """
         out = dict(row)
+        error = out.get("error")
+        if isinstance(error, str) and error:
+            for key in ("source", "mask"):
+                v = out.get(key)
+                if isinstance(v, str) and v:
+                    error = error.replace(v, self.pseudonym(v))
+                    name = PurePath(v).name
+                    if name:
+                        error = error.replace(name, self.pseudonym(v))
+            out["error"] = error
         for key in IDENTIFIER_COLUMNS:
             v = out.get(key)
             if v is not None and v != "":
