@@ -61,11 +61,14 @@ rows = region_features(radiograph, label_mask)                      # list of di
   `mask_hash`) is already in the table, including inputs that errored; `--overwrite`
   starts a new table. With `--pseudonymize`, resume with the same salt.
 * **Parameters**: `--set features.bin_width=10` (also `voxel_array_shift`,
-  `ring_width_mm`, `ring_gap_mm`, `min_ring_pixels`, `site_distance_mm`); the pipeline's
-  own `--set`/`--config` as for `calcimg analyze`. `params_hash` covers both.
-* **Image-level burden** maps the anatomy once more per image (the Result does not carry
-  the anatomy map), to get the soft-tissue area (Region 1 soft tissue plus 3 joint
-  space).
+  `ring_width_mm`, `ring_gap_mm`, `min_ring_pixels`, `site_distance_mm`,
+  `ring_soft_tissue_only`); the pipeline's own `--set`/`--config` as for
+  `calcimg analyze`. `params_hash` covers both.
+* **Anatomy**: the contrast ring is restricted to soft tissue and joint space, and the
+  image-level burden divides by the soft-tissue area (anatomy Region 1 soft tissue plus
+  3 joint space). The Result does not carry the anatomy map, so the extractor maps the
+  anatomy once more per image (`--set features.ring_soft_tissue_only=false` skips it at
+  finding level). `region_features(radiograph, mask, ring_mask=...)` takes any mask.
 
 ## Pseudonymisation
 

@@ -231,6 +231,19 @@ def test_ring_contrast_and_cnr_ignore_other_regions() -> None:
     assert f["cnr"] == pytest.approx(80.0, rel=0.1)
 
 
+def test_ring_mask_keeps_bone_out_of_the_background() -> None:
+    px = np.full((100, 100), 300.0, np.float32)
+    px[:, 56:] = 3000.0  # bone right of the deposit, inside its ring
+    m = np.zeros((100, 100), np.int32)
+    m[45:55, 40:50] = 1
+    px[45:55, 40:50] = 1000.0
+    anywhere = measure_regions(px, m, (0.2, 0.2))[0]
+    soft = measure_regions(px, m, (0.2, 0.2), ring_mask=px < 2000)[0]
+    assert anywhere["ring_mean"] > 300.0
+    assert soft["ring_mean"] == pytest.approx(300.0)
+    assert soft["contrast"] == pytest.approx(700.0)
+
+
 def test_labels_and_shape_errors() -> None:
     px = np.zeros((20, 20), np.float32)
     m = np.zeros((20, 20), np.int32)

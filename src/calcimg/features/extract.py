@@ -336,11 +336,13 @@ def image_row(
     return row
 
 
-def _soft_tissue_pixels(rg: Radiograph, config: Config) -> int:
-    # the Result does not carry the anatomy map, so image-level burden maps it again
-    anatomy = map_anatomy(rg, params=config.anatomy)
-    labels = anatomy.labels
-    return int(np.count_nonzero((labels == Region.SOFT_TISSUE) | (labels == Region.JOINT_SPACE)))
+def _soft_tissue(rg: Radiograph, config: Config) -> np.ndarray:
+    """bool (rows, columns): soft tissue and joint space of the anatomy map.
+
+    The Result does not carry the anatomy map, so the extractor maps it once more.
+    """
+    labels = map_anatomy(rg, params=config.anatomy).labels
+    return (labels == Region.SOFT_TISSUE) | (labels == Region.JOINT_SPACE)
 
 
 def _error_rows(base: dict[str, Any], exc: BaseException) -> FrameRows:
@@ -371,7 +373,11 @@ def _frame_rows(
         label_mask = read_label_mask(
             job.mask, shape=rg.shape, sop_instance_uid=rg.sop_instance_uid, frame=rg.frame
         )
-    regions = region_features(rg, label_mask, params=params)
+    soft: np.ndarray | None = None
+    if settings.image_level or params.ring_soft_tissue_only:
+        soft = _soft_tissue(rg, settings.config)
+    ring_mask = soft if params.ring_soft_tissue_only else None
+    regions = region_features(rg, label_mask, params=params, ring_mask=ring_mask)
     by_id = {f.id: f for f in result.findings} if result is not None else {}
     findings = []
     for reg in regions:
@@ -388,8 +394,8 @@ def _frame_rows(
         findings = [empty]
     img: dict[str, Any] = {}
     if settings.image_level:
-        soft = _soft_tissue_pixels(rg, settings.config)
-        img = image_row(row, regions, rg, params=params, soft_tissue_px=soft, result=result)
+        soft_px = None if soft is None else int(np.count_nonzero(soft))
+        img = image_row(row, regions, rg, params=params, soft_tissue_px=soft_px, result=result)
     return FrameRows(findings=findings, image=img, n_regions=len(regions), ok=True)
 
 
@@ -476,9 +482,11 @@ def make_settings(
     """Validate the user's arguments into :class:`Settings`."""
     if isinstance(params, Mapping):
         params = feature_params_from(params)
-    ctx = context if context is None or isinstance(context, ClinicalContext) else None
-    if ctx is None and context is not None:
-        ctx = ClinicalContext.from_dict(context)  # type: ignore[arg-type]
+    ctx = (
+        context
+        if isinstance(context, ClinicalContext | None)
+        else ClinicalContext.from_dict(context)
+    )
     if pseudonymize is not None and not pseudonymize:
         raise InputError("--pseudonymize needs a non-empty salt")
     return Settings(
@@ -505,7 +513,13 @@ def feature_params_from(values: Mapping[str, Any]) -> FeatureParams:
         )
     coerced: dict[str, Any] = {}
     for k, v in values.items():
-        want = int if valid[k].type in (int, "int") else float
+        kind = valid[k].type
+        if kind in (bool, "bool"):
+            if not isinstance(v, bool):
+                raise ConfigError(f"parameter features.{k} = {v!r}; expected true or false")
+            coerced[k] = v
+            continue
+        want = int if kind in (int, "int") else float
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ConfigError(f"parameter features.{k} = {v!r}; expected a number")
         if want is int and not float(v).is_integer():

@@ -68,6 +68,10 @@ class FeatureParams:
     site_distance_mm : float
         Findings whose centroids are more than this apart are separate sites
         (``DOMAIN.md``: 50 mm); image level ``n_sites``.
+    ring_soft_tissue_only : bool
+        Restrict the ring to soft tissue and joint space of the anatomy map, so that
+        bone next to a periarticular deposit does not count as its background (the
+        extractor maps the anatomy for this; :func:`region_features` takes the mask).
     """
 
     bin_width: float = 25.0
@@ -76,6 +80,7 @@ class FeatureParams:
     ring_gap_mm: float = 0.5
     min_ring_pixels: int = 10
     site_distance_mm: float = 50.0
+    ring_soft_tissue_only: bool = True
 
     def __post_init__(self) -> None:
         check_range("features.bin_width", self.bin_width, 0.0, 1e9, low_open=True)
@@ -350,6 +355,7 @@ def measure_regions(
     params: FeatureParams | None = None,
     value_range: tuple[float, float] | None = None,
     labels: list[int] | None = None,
+    ring_mask: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Shape and first-order features of every labelled region of an image.
 
@@ -368,6 +374,9 @@ def measure_regions(
         ``Radiograph.value_range``, to normalise contrast (``contrast_norm``).
     labels : list of int, optional
         Only these labels (default: every label present, ascending).
+    ring_mask : numpy.ndarray, optional
+        bool (rows, columns): where the background ring may lie (soft tissue); default
+        anywhere outside every region.
 
     Returns
     -------
@@ -398,6 +407,8 @@ def measure_regions(
     if label_mask.dtype.kind not in "iub":
         raise InputError(f"label mask must hold integers; found dtype {label_mask.dtype}")
     lm = label_mask.astype(np.int32, copy=False)
+    if ring_mask is not None and ring_mask.shape != lm.shape:
+        raise InputError(f"ring mask is {ring_mask.shape}; expected {lm.shape} to match the image")
     if lm.size and int(lm.min()) < 0:
         raise InputError(f"label mask has negative values (min {int(lm.min())}); expected >= 0")
     spacing = (float(spacing_mm[0]), float(spacing_mm[1]))
@@ -430,14 +441,16 @@ def measure_regions(
         grown = cv2.dilate(region_u8, outer) > 0
         near = cv2.dilate(region_u8, inner) > 0 if params.ring_gap_mm > 0 else region
         # the ring is local background: never another region's pixels
-        ring_mask = grown & ~near & (window == 0)
+        ring = grown & ~near & (window == 0)
+        if ring_mask is not None:
+            ring &= ring_mask[r0:r1, c0:c1]
         win_px = pixels[r0:r1, c0:c1]
         row.update(
             intensity_features(
                 win_px[region],
                 pixel_area,
                 params=params,
-                ring=win_px[ring_mask],
+                ring=win_px[ring],
                 value_span=span,
             )
         )
@@ -451,6 +464,7 @@ def region_features(
     *,
     params: FeatureParams | None = None,
     labels: list[int] | None = None,
+    ring_mask: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Features of every labelled region of a radiograph (see :func:`measure_regions`).
 
@@ -463,6 +477,8 @@ def region_features(
     params : FeatureParams, optional
     labels : list of int, optional
         Only these labels.
+    ring_mask : numpy.ndarray, optional
+        bool (rows, columns): where the background ring may lie, e.g. soft tissue.
 
     Returns
     -------
@@ -476,4 +492,5 @@ def region_features(
         params=params,
         value_range=radiograph.value_range,
         labels=labels,
+        ring_mask=ring_mask,
     )

@@ -344,7 +344,9 @@ _INTENSITY = [
         "context",
         INTENSITY,
         "Mean of the local background ring: pixels within ring_gap_mm + ring_width_mm "
-        "(default 0.5 + 2 mm) of the region but farther than ring_gap_mm, and in no region.",
+        "(default 0.5 + 2 mm) of the region but farther than ring_gap_mm, in no region, "
+        "and (features.ring_soft_tissue_only, default true) in soft tissue or joint space "
+        "of the anatomy map.",
     ),
     _f("ring_std", "finding", "context", INTENSITY, "Standard deviation of the ring."),
     _f("contrast", "finding", "context", INTENSITY, "intensity_mean - ring_mean."),
