@@ -427,7 +427,9 @@ def process_job(job: Job, settings: Settings) -> list[FrameRows]:
                 break
             try:
                 out.append(_frame_rows(job, rg, settings, base, mask_hash))
-            except CalcimgError as exc:
+            except Exception as exc:  # a bad mask or a failing stage: this frame only
+                if not isinstance(exc, CalcimgError):
+                    log.exception("feature extraction failed on %s", base["source"])
                 failed = dict(base)
                 _identity(failed, rg)
                 out.append(_error_rows(failed, exc))
