@@ -30,7 +30,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from calcimg.errors import InputError
 from calcimg.params import check_range
@@ -338,6 +337,36 @@ def intensity_features(
     return out
 
 
+def _bounding_boxes(lm: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
+    """(label, (row slice, column slice)) of every label > 0, ascending.
+
+    Works on the labelled pixels only (a few percent of a film at most), several times
+    faster than ``scipy.ndimage.find_objects`` over the whole image.
+    """
+    flat = lm.ravel()
+    idx = np.flatnonzero(flat)
+    if idx.size == 0:
+        return []
+    values = flat[idx]
+    if int(values.min()) < 0:
+        raise InputError(f"label mask has negative values (min {int(values.min())}); expected >= 0")
+    order = np.argsort(values, kind="stable")
+    values = values[order]
+    rows, cols = np.divmod(idx[order], lm.shape[1])
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    r_min = np.minimum.reduceat(rows, starts)
+    r_max = np.maximum.reduceat(rows, starts)
+    c_min = np.minimum.reduceat(cols, starts)
+    c_max = np.maximum.reduceat(cols, starts)
+    return [
+        (
+            int(values[s]),
+            (slice(int(r0), int(r1) + 1), slice(int(c0), int(c1) + 1)),
+        )
+        for s, r0, r1, c0, c1 in zip(starts, r_min, r_max, c_min, c_max, strict=True)
+    ]
+
+
 def _ellipse(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
     """uint8 elliptical structuring element of a radius in mm (anisotropic pixels)."""
     ry = max(round(radius_mm / spacing_mm[0]), 0)
@@ -409,20 +438,17 @@ def measure_regions(
     lm = label_mask.astype(np.int32, copy=False)
     if ring_mask is not None and ring_mask.shape != lm.shape:
         raise InputError(f"ring mask is {ring_mask.shape}; expected {lm.shape} to match the image")
-    if lm.size and int(lm.min()) < 0:
-        raise InputError(f"label mask has negative values (min {int(lm.min())}); expected >= 0")
+    boxes = _bounding_boxes(lm)
     spacing = (float(spacing_mm[0]), float(spacing_mm[1]))
     pixel_area = spacing[0] * spacing[1]
     span = None if value_range is None else float(value_range[1] - value_range[0])
     outer = _ellipse(params.ring_gap_mm + params.ring_width_mm, spacing)
     inner = _ellipse(params.ring_gap_mm, spacing)
     pad_r, pad_c = outer.shape[0] // 2 + 1, outer.shape[1] // 2 + 1
-    slices = ndimage.find_objects(lm)
     wanted = set(labels) if labels is not None else None
     rows_out: list[dict[str, Any]] = []
-    for index, sl in enumerate(slices):
-        label = index + 1
-        if sl is None or (wanted is not None and label not in wanted):
+    for label, sl in boxes:
+        if wanted is not None and label not in wanted:
             continue
         r0 = max(sl[0].start - pad_r, 0)
         r1 = min(sl[0].stop + pad_r, lm.shape[0])
