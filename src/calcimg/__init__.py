@@ -27,6 +27,27 @@ from calcimg.pipeline import analyze, analyze_file, analyze_radiograph
 from calcimg.radiograph import Radiograph, SpacingSource
 from calcimg.result import Category, Finding, Pattern, Result, Status
 
+# The research feature API is loaded on first use, so that `import calcimg` stays light
+# (no pandas) for the pipeline, the CLI and the web app.
+_LAZY = {
+    "extract_features": "calcimg.features",
+    "image_features": "calcimg.features",
+    "iter_features": "calcimg.features",
+    "iter_image_features": "calcimg.features",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'calcimg' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "CalcimgError",
     "Category",
@@ -51,6 +72,10 @@ __all__ = [
     "analyze",
     "analyze_file",
     "analyze_radiograph",
+    "extract_features",
+    "image_features",
+    "iter_features",
+    "iter_image_features",
     "iter_inputs",
     "iter_radiographs",
     "load_config",
