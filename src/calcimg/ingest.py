@@ -1001,6 +1001,13 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     >>> read_header(get_testdata_file("RG1_UNCR.dcm")).modality
     'CR'
     """
+    with warnings.catch_warnings():
+        # pydicom warns about invalid values lazily; the typed errors say what matters.
+        warnings.simplefilter("ignore")
+        return _read_header(path)
+
+
+def _read_header(path: str | os.PathLike[str]) -> Header:
     name = os.fspath(path)
     p = Path(path)
     try:
@@ -1020,7 +1027,7 @@ def read_header(path: str | os.PathLike[str]) -> Header:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             # Large values (Pixel Data) are deferred: present in the dataset, never read.
-            ds = pydicom.dcmread(name, defer_size=4096)
+            ds: Dataset = pydicom.dcmread(name, defer_size=4096)
         for w in caught:
             msg = str(w.message)
             if "End of file reached before delimiter" in msg or "Expected explicit VR" in msg:
@@ -1095,7 +1102,7 @@ def _check_header_pixel_length(ds: Dataset, name: str, path: Path, n_frames: int
     if ts is None or UID(str(ts)).is_encapsulated:
         return
     try:
-        raw = ds.get_item("PixelData")
+        raw: Any = ds.get_item("PixelData")
         if hasattr(raw, "length"):  # deferred: read nothing, measure
             length, tell = int(raw.length), int(raw.value_tell)
         else:  # small enough to have been read
