@@ -507,12 +507,15 @@ class _Dask(_Backend):
             ) from exc
         self.task = task
         self.cluster = None
+        if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+            # distributed logs every start and stop at INFO; keep the console for results.
+            logging.getLogger("distributed").setLevel(logging.WARNING)
         if scheduler == "local":
             self.cluster = LocalCluster(
                 n_workers=max(1, workers),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never clash with a site's 8787
             )
             self.client = Client(self.cluster)
         else:
@@ -700,14 +703,17 @@ def run_batch(
                 on_result(r)
 
     overlay_dir = str(out_dir) if out_dir is not None and options.overlays != "none" else None
-    task = _bind(cfg, options.context, overlay_dir, options.overlays)
+    task = _bind(
+        cfg, options.context, overlay_dir, options.overlays, quiet=options.scheduler is not None
+    )
     backend: _Backend
     if options.scheduler is not None:
         backend = _Dask(options.scheduler, options.workers or 1, task)
-    elif options.workers == 0:
+    elif options.workers == 0 or len(inputs) <= 1:
+        # One input gains nothing from a pool and would pay its start-up.
         backend = _Inline(task)
     else:
-        backend = _Local(options.workers, task)
+        backend = _Local(min(options.workers, len(inputs)), task)
 
     window = max(2, 2 * max(1, options.workers))
     pending: Iterator[str] = iter(inputs)
@@ -857,18 +863,27 @@ def run_batch(
 
 
 def _bind(
-    config: Config, context: Any, out_dir: str | None, overlays: str
+    config: Config, context: Any, out_dir: str | None, overlays: str, *, quiet: bool
 ) -> Callable[[str], list[dict[str, Any]]]:
     import functools
 
     return functools.partial(
-        _call_analyze_one, config=config, context=context, out_dir=out_dir, overlays=overlays
+        _call_analyze_one,
+        config=config,
+        context=context,
+        out_dir=out_dir,
+        overlays=overlays,
+        quiet=quiet and logging.getLogger().getEffectiveLevel() >= logging.WARNING,
     )
 
 
 def _call_analyze_one(
-    path: str, *, config: Config, context: Any, out_dir: str | None, overlays: str
+    path: str, *, config: Config, context: Any, out_dir: str | None, overlays: str, quiet: bool
 ) -> list[dict[str, Any]]:
+    if quiet:
+        # Dask workers are not started by us (no initializer): quieten per-file warnings
+        # here, as _worker_init does for local workers.
+        logging.getLogger("calcimg").setLevel(logging.ERROR)
     return analyze_one(path, config, context, out_dir, overlays)
 
 

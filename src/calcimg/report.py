@@ -547,9 +547,9 @@ def render_overlay(
     Returns
     -------
     numpy.ndarray
-        uint8 BGR image (rows, columns, 3): findings outlined in their pattern's colour
-        and labelled ``id pattern``; confounders (markers, metal) boxed in blue; a
-        legend in the top-left corner.
+        uint8 BGR image (rows + legend band, columns, 3): the film with findings
+        outlined in their pattern's colour and labelled ``id pattern``, confounders
+        (markers, metal) boxed in blue, and a legend band appended below the film.
     """
     import cv2
 
@@ -599,11 +599,11 @@ def render_overlay(
             thick,
             cv2.LINE_AA,
         )
-    _draw_legend(img, result, font, thick)
-    return img
+    return _with_legend(img, result, font, thick)
 
 
-def _draw_legend(img: np.ndarray, result: Result, font: float, thick: int) -> None:
+def _with_legend(img: np.ndarray, result: Result, font: float, thick: int) -> np.ndarray:
+    """Append a legend band below the film (never drawn over it)."""
     import cv2
 
     entries: list[tuple[str, tuple[int, int, int]]] = []
@@ -612,23 +612,36 @@ def _draw_legend(img: np.ndarray, result: Result, font: float, thick: int) -> No
     if result.confounders:
         entries.append(("marker/metal (not calcification)", _CONFOUNDER_BGR))
     if not entries:
-        return
-    line_h = int(28 * font) + 4
-    width = int(max(len(t) for t, _ in entries) * 11 * font) + 40
-    cv2.rectangle(img, (0, 0), (width, line_h * len(entries) + 8), (0, 0, 0), -1)
-    for i, (text, colour) in enumerate(entries):
-        y = 4 + line_h * (i + 1) - line_h // 4
-        cv2.rectangle(img, (6, y - line_h // 2), (6 + line_h // 2, y), colour, -1)
+        return img
+    scale = font * 0.8
+    (_, text_h), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    line_h = text_h * 2 + 4
+    width = img.shape[1]
+    # Lay entries out left to right, wrapping to a new line when the film is narrow.
+    placed: list[tuple[int, int, str, tuple[int, int, int]]] = []
+    x, line = 6, 0
+    for text, colour in entries:
+        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        need = line_h + tw + 12
+        if x > 6 and x + need > width:
+            x, line = 6, line + 1
+        placed.append((x, line, text, colour))
+        x += need
+    band = np.zeros((line_h * (line + 1) + 4, width, 3), np.uint8)
+    for x, ln, text, colour in placed:
+        y = line_h * (ln + 1) - line_h // 4
+        cv2.rectangle(band, (x, y - text_h), (x + text_h, y), colour, -1)
         cv2.putText(
-            img,
+            band,
             text,
-            (12 + line_h // 2, y),
+            (x + text_h + 6, y),
             cv2.FONT_HERSHEY_SIMPLEX,
-            font * 0.8,
+            scale,
             (255, 255, 255),
-            max(1, thick // 2),
+            1,
             cv2.LINE_AA,
         )
+    return np.vstack([img, band])
 
 
 def write_overlay(
