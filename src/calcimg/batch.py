@@ -435,10 +435,11 @@ class _Local(_Backend):
     def __init__(self, workers: int, task: Callable[..., list[dict[str, Any]]]) -> None:
         self.workers = workers
         self.task = task
-        ctx = multiprocessing.get_context("forkserver")
-        # Workers fork from a server that has calcimg imported once: fast to start.
-        ctx.set_forkserver_preload(["calcimg.pipeline", "calcimg.report"])
-        self.ctx = ctx
+        # spawn: a clean interpreter per worker with the parent's sys.path (3.11's
+        # forkserver drops it), safe whatever threads the parent runs (fork is not), and
+        # required for max_tasks_per_child. Start-up (~1 s of imports) is paid once per
+        # TASKS_PER_CHILD inputs.
+        self.ctx = multiprocessing.get_context("spawn")
         self.pool = self._new_pool(workers)
 
     def _new_pool(self, n: int) -> cf.ProcessPoolExecutor:
@@ -718,7 +719,7 @@ def run_batch(
     window = max(2, 2 * max(1, options.workers))
     pending: Iterator[str] = iter(inputs)
     in_flight: dict[Any, _Task] = {}
-    waiting: dict[str, list[_Task]] = {}  # hash -> duplicate paths awaiting its result
+    waiting: dict[int, list[_Task]] = {}  # id(task in flight) -> its duplicates
     done_inputs = 0
 
     def finish(task_: _Task, results: list[Result]) -> None:
@@ -733,7 +734,7 @@ def run_batch(
         summary.computed += len(results)
         done_inputs += 1
         state.add(results, task_.input_hash)
-        for dup in waiting.pop(task_.input_hash or "", []):
+        for dup in waiting.pop(id(task_), []):
             emit(_as_copy(results, dup.path, dup.input_hash))
             summary.reused += 1
             done_inputs += 1
@@ -787,9 +788,12 @@ def run_batch(
             done_inputs += 1
             return None
         t = _Task(path=path, input_hash=h, sop_uid=sop)
-        if h is not None and any(x.input_hash == h for x in in_flight.values()):
-            waiting.setdefault(h, []).append(t)
-            return None
+        for other in in_flight.values():
+            same_bytes = h is not None and other.input_hash == h
+            same_sop = sop is not None and other.sop_uid == sop and not options.overwrite
+            if same_bytes or same_sop:
+                waiting.setdefault(id(other), []).append(t)
+                return None
         return t
 
     def crashed(task_: _Task, why: str) -> list[Result]:
