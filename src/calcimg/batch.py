@@ -34,6 +34,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import logging
 import multiprocessing
@@ -42,7 +43,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -75,6 +77,7 @@ __all__ = [
     "Selector",
     "analyze_one",
     "final_results",
+    "identify_one",
     "run_batch",
     "summary_table",
 ]
@@ -385,15 +388,23 @@ def _worker_init(level: int = logging.WARNING) -> None:
 
 
 class _Backend:
-    """Submit inputs, wait for some to finish; local processes or Dask."""
+    """Submit work, wait for some to finish; in process, local processes or Dask.
 
-    def submit(self, path: str) -> Any:
+    Work is ``(kind, path)`` with ``kind`` ``"identify"`` (content hash and header:
+    cheap, so that the main process decides what to skip without reading files itself)
+    or ``"analyze"``.
+    """
+
+    def __init__(self, tasks: Mapping[str, Callable[[str], Any]]) -> None:
+        self.tasks = tasks
+
+    def submit(self, kind: str, path: str) -> Any:
         raise NotImplementedError
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
         raise NotImplementedError
 
-    def outcome(self, fut: Any) -> list[dict[str, Any]]:
+    def outcome(self, fut: Any) -> Any:
         raise NotImplementedError
 
     def close(self, *, kill: bool) -> None:
@@ -401,15 +412,12 @@ class _Backend:
 
 
 class _Inline(_Backend):
-    """Analyse in the calling process (``--workers 0``)."""
+    """Work in the calling process (``--workers 0``)."""
 
-    def __init__(self, task: Callable[[str], list[dict[str, Any]]]) -> None:
-        self.task = task
-
-    def submit(self, path: str) -> Any:
-        fut: cf.Future[list[dict[str, Any]]] = cf.Future()
+    def submit(self, kind: str, path: str) -> Any:
+        fut: cf.Future[Any] = cf.Future()
         try:
-            fut.set_result(self.task(path))
+            fut.set_result(self.tasks[kind](path))
         except Exception as exc:
             fut.set_exception(exc)
         return fut
@@ -417,24 +425,23 @@ class _Inline(_Backend):
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
         return list(futures)
 
-    def outcome(self, fut: Any) -> list[dict[str, Any]]:
-        value: list[dict[str, Any]] = fut.result()
-        return value
+    def outcome(self, fut: Any) -> Any:
+        return fut.result()
 
     def close(self, *, kill: bool) -> None:
         return None
 
 
 class _WorkerDiedError(Exception):
-    """A worker process ended abruptly while analysing an input."""
+    """A worker process ended abruptly while working on an input."""
 
 
 class _Local(_Backend):
     """A process pool; a broken pool is replaced and its suspects isolated."""
 
-    def __init__(self, workers: int, task: Callable[..., list[dict[str, Any]]]) -> None:
+    def __init__(self, workers: int, tasks: Mapping[str, Callable[[str], Any]]) -> None:
+        super().__init__(tasks)
         self.workers = workers
-        self.task = task
         # spawn: a clean interpreter per worker with the parent's sys.path (3.11's
         # forkserver drops it), safe whatever threads the parent runs (fork is not), and
         # required for max_tasks_per_child. Start-up (~1 s of imports) is paid once per
@@ -451,29 +458,28 @@ class _Local(_Backend):
             max_tasks_per_child=TASKS_PER_CHILD,
         )
 
-    def submit(self, path: str) -> Any:
-        return self.pool.submit(self.task, path)
+    def submit(self, kind: str, path: str) -> Any:
+        return self.pool.submit(self.tasks[kind], path)
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
         done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return list(done)
 
-    def outcome(self, fut: Any) -> list[dict[str, Any]]:
+    def outcome(self, fut: Any) -> Any:
         try:
-            value: list[dict[str, Any]] = fut.result()
+            return fut.result()
         except cf.process.BrokenProcessPool as exc:
             raise _WorkerDiedError(str(exc)) from exc
-        return value
 
     def restart(self) -> None:
         self._kill(self.pool)
         self.pool = self._new_pool(self.workers)
 
-    def isolate(self, path: str) -> list[dict[str, Any]]:
-        """Run one input alone in a fresh process; raise _WorkerDiedError if it dies again."""
+    def isolate(self, kind: str, path: str) -> Any:
+        """Run one input alone in a fresh process; _WorkerDiedError if it dies again."""
         pool = self._new_pool(1)
         try:
-            return self.outcome(pool.submit(self.task, path))
+            return self.outcome(pool.submit(self.tasks[kind], path))
         finally:
             self._kill(pool)
 
@@ -498,7 +504,10 @@ class _Local(_Backend):
 class _Dask(_Backend):
     """Dask distributed: a scheduler address or a LocalCluster."""
 
-    def __init__(self, scheduler: str, workers: int, task: Callable[..., Any]) -> None:
+    def __init__(
+        self, scheduler: str, workers: int, tasks: Mapping[str, Callable[[str], Any]]
+    ) -> None:
+        super().__init__(tasks)
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
@@ -506,7 +515,6 @@ class _Dask(_Backend):
                 "--scheduler needs dask.distributed, which is not installed; install the "
                 "distributed extra (pip install 'calcimg[distributed]')"
             ) from exc
-        self.task = task
         self.cluster = None
         if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
             # distributed logs every start and stop at INFO; keep the console for results.
@@ -523,10 +531,12 @@ class _Dask(_Backend):
             self.client = Client(scheduler)
         self._n = 0
 
-    def submit(self, path: str) -> Any:
+    def submit(self, kind: str, path: str) -> Any:
         self._n += 1
         # pure=False: the same path submitted again (e.g. --overwrite) is new work.
-        return self.client.submit(self.task, path, pure=False, key=f"calcimg-{self._n}-{path}")
+        return self.client.submit(
+            self.tasks[kind], path, pure=False, key=f"calcimg-{kind}-{self._n}"
+        )
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
         end = time.monotonic() + timeout
@@ -536,14 +546,13 @@ class _Dask(_Backend):
                 return done
             time.sleep(0.02)
 
-    def outcome(self, fut: Any) -> list[dict[str, Any]]:
+    def outcome(self, fut: Any) -> Any:
         from distributed import KilledWorker
 
         try:
-            value: list[dict[str, Any]] = fut.result()
+            return fut.result()
         except KilledWorker as exc:
             raise _WorkerDiedError(str(exc)) from exc
-        return value
 
     def close(self, *, kill: bool) -> None:
         self.client.close()
@@ -561,16 +570,30 @@ def _sha256(path: Path) -> str | None:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
     except OSError:
-        return None  # the worker reports why the file cannot be read
+        return None  # the analysis reports why the file cannot be read
     return h.hexdigest()
 
 
-@dataclass(slots=True)
+def identify_one(path: str) -> tuple[str | None, Header | None]:
+    """Content hash (SHA-256 of the bytes) and header of one input, in a worker.
+
+    The header is None when it cannot be read; the analysis then reports why.
+    """
+    h = _sha256(Path(path))
+    try:
+        header: Header | None = read_header(path)
+    except CalcimgError:
+        header = None
+    return h, header
+
+
+@dataclass(eq=False, slots=True)
 class _Task:
     path: str
-    input_hash: str | None
-    sop_uid: str | None
-    future: Any = None
+    kind: str = "identify"
+    input_hash: str | None = None
+    header: Header | None = None
+    attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -649,6 +672,11 @@ def run_batch(
 ) -> BatchSummary:
     """Analyse every input under ``paths`` as :class:`BatchOptions` says.
 
+    Each input goes through two pieces of work on the workers: *identify* (SHA-256 of
+    the bytes and the header, :func:`identify_one`) and, when the main process decides
+    it is needed, *analyze* (:func:`analyze_one`). The main process never reads an
+    input, so it stays light whatever the number of workers.
+
     Parameters
     ----------
     paths : sequence of path-like
@@ -657,7 +685,7 @@ def run_batch(
     stream : text stream, optional
         Where JSON lines go when ``options.out_dir`` is None (default stdout).
     progress_stream : text stream, optional
-        Progress bar / lines (default stderr); None output when ``out_dir`` is None.
+        Progress bar / lines (default stderr); none when ``out_dir`` is None.
     on_result : callable, optional
         Called with every result written in this run (for per-image messages).
     tty : bool, optional
@@ -696,6 +724,38 @@ def run_batch(
         else None
     )
 
+    overlay_dir = str(out_dir) if out_dir is not None and options.overlays != "none" else None
+    quiet = options.scheduler is not None and logging.getLogger().getEffectiveLevel() >= 30
+    tasks: dict[str, Callable[[str], Any]] = {
+        "identify": identify_one,
+        "analyze": functools.partial(
+            _call_analyze_one,
+            config=cfg,
+            context=options.context,
+            out_dir=overlay_dir,
+            overlays=options.overlays,
+            quiet=quiet,
+        ),
+    }
+    backend: _Backend
+    if options.scheduler is not None:
+        backend = _Dask(options.scheduler, options.workers or 1, tasks)
+    elif options.workers == 0 or len(inputs) <= 1:
+        # One input gains nothing from a pool and would pay its start-up.
+        backend = _Inline(tasks)
+    else:
+        backend = _Local(min(options.workers, len(inputs)), tasks)
+
+    window = max(2, 2 * max(1, options.workers))
+    pending: Iterator[str] = iter(inputs)
+    ready: deque[_Task] = deque()  # identified, to analyse (before new inputs)
+    retry: deque[_Task] = deque()  # identify work lost with a broken pool
+    in_flight: dict[Any, _Task] = {}
+    claimed_hash: dict[str, _Task] = {}  # content being analysed -> its task
+    claimed_sop: dict[str, _Task] = {}
+    waiting: dict[int, list[_Task]] = {}  # id(task) -> duplicates awaiting its result
+    progress_count = [0]
+
     def emit(results: Sequence[Result]) -> None:
         writer.write_many(results)
         for r in results:
@@ -703,46 +763,31 @@ def run_batch(
             if on_result is not None:
                 on_result(r)
 
-    overlay_dir = str(out_dir) if out_dir is not None and options.overlays != "none" else None
-    task = _bind(
-        cfg, options.context, overlay_dir, options.overlays, quiet=options.scheduler is not None
-    )
-    backend: _Backend
-    if options.scheduler is not None:
-        backend = _Dask(options.scheduler, options.workers or 1, task)
-    elif options.workers == 0 or len(inputs) <= 1:
-        # One input gains nothing from a pool and would pay its start-up.
-        backend = _Inline(task)
-    else:
-        backend = _Local(min(options.workers, len(inputs)), task)
+    def settled() -> None:
+        progress_count[0] += 1
 
-    window = max(2, 2 * max(1, options.workers))
-    pending: Iterator[str] = iter(inputs)
-    in_flight: dict[Any, _Task] = {}
-    waiting: dict[int, list[_Task]] = {}  # id(task in flight) -> its duplicates
-    done_inputs = 0
-
-    def finish(task_: _Task, results: list[Result]) -> None:
-        nonlocal done_inputs
+    def finish(t: _Task, results: list[Result]) -> None:
         results = [
             r
-            if r.input_hash or task_.input_hash is None
-            else dataclasses.replace(r, input_hash=task_.input_hash)
+            if r.input_hash or t.input_hash is None
+            else dataclasses.replace(r, input_hash=t.input_hash)
             for r in results
         ]
         emit(results)
         summary.computed += len(results)
-        done_inputs += 1
-        state.add(results, task_.input_hash)
-        for dup in waiting.pop(id(task_), []):
+        settled()
+        state.add(results, t.input_hash)
+        for key, claims in ((t.input_hash, claimed_hash), (_sop(t), claimed_sop)):
+            if key is not None and claims.get(key) is t:
+                del claims[key]
+        for dup in waiting.pop(id(t), []):
             emit(_as_copy(results, dup.path, dup.input_hash))
             summary.reused += 1
-            done_inputs += 1
+            settled()
 
-    def plan(path: str) -> _Task | None:
-        """Decide an input's fate in the main process; a task when it needs a worker."""
-        nonlocal done_inputs
-        h = _sha256(Path(path))
+    def decide(t: _Task) -> None:
+        """After identify: skip, reuse, wait for a duplicate, or queue for analysis."""
+        h, header, path = t.input_hash, t.header, t.path
         if (
             h is not None
             and not options.overwrite
@@ -750,21 +795,14 @@ def run_batch(
             and h in state.by_hash
         ):
             summary.already_done += 1
-            done_inputs += 1
-            return None
-        header: Header | None = None
-        if options.select or h is not None:
-            try:
-                header = read_header(path)
-            except CalcimgError:
-                header = None  # the worker's full read reports it
+            settled()
+            return
         if options.select and header is not None:
             why = options.select.reason(header)
             if why is not None:
                 exc = NotSelectedError(f"{path}: not selected: {why}")
-                r = error_result(path, exc, params_hash=params_hash)
                 r = dataclasses.replace(
-                    r,
+                    error_result(path, exc, params_hash=params_hash),
                     input_hash=h,
                     sop_instance_uid=header.sop_instance_uid,
                     study_instance_uid=header.study_instance_uid,
@@ -774,87 +812,114 @@ def run_batch(
                 )
                 emit([r])
                 state.add([r], h)
-                done_inputs += 1
-                return None
-        sop = header.sop_instance_uid if header is not None else None
+                settled()
+                return
+        sop = _sop(t)
         if h is not None and h in state.by_hash:
             emit(_as_copy(state.by_hash[h], path, h))
             summary.reused += 1
-            done_inputs += 1
-            return None
+            settled()
+            return
         if sop is not None and sop in state.by_sop and not options.overwrite:
             emit(_as_copy(state.by_sop[sop], path, h))
             summary.reused += 1
-            done_inputs += 1
-            return None
-        t = _Task(path=path, input_hash=h, sop_uid=sop)
-        for other in in_flight.values():
-            same_bytes = h is not None and other.input_hash == h
-            same_sop = sop is not None and other.sop_uid == sop and not options.overwrite
-            if same_bytes or same_sop:
-                waiting.setdefault(id(other), []).append(t)
-                return None
-        return t
+            settled()
+            return
+        owner = (claimed_hash.get(h) if h is not None else None) or (
+            claimed_sop.get(sop) if sop is not None and not options.overwrite else None
+        )
+        if owner is not None:
+            waiting.setdefault(id(owner), []).append(t)
+            return
+        if h is not None:
+            claimed_hash[h] = t
+        if sop is not None:
+            claimed_sop.setdefault(sop, t)
+        t.kind = "analyze"
+        ready.append(t)
 
-    def crashed(task_: _Task, why: str) -> list[Result]:
+    def crashed(t: _Task, why: str) -> list[Result]:
         exc = StageError(
-            f"{task_.path}: the worker process analysing this file died ({why}); a crash in "
+            f"{t.path}: the worker process analysing this file died ({why}); a crash in "
             "a pixel decoder or a stage, or the process was killed (e.g. out of memory)"
         )
-        return [error_result(task_.path, exc, params_hash=params_hash)]
+        return [error_result(t.path, exc, params_hash=params_hash)]
+
+    def done_with(t: _Task, value: Any) -> None:
+        if t.kind == "identify":
+            t.input_hash, t.header = value
+            decide(t)
+        else:
+            finish(t, [Result.from_dict(d) for d in value])
 
     with writer, _Stop() as stop:
         try:
             while True:
                 while len(in_flight) < window and not stop.requested:
-                    path = next(pending, None)
-                    if path is None:
-                        break
-                    t = plan(path)
-                    if t is not None:
-                        t.future = backend.submit(t.path)
-                        in_flight[t.future] = t
+                    if ready:
+                        t = ready.popleft()
+                    elif retry:
+                        t = retry.popleft()
+                    else:
+                        path = next(pending, None)
+                        if path is None:
+                            break
+                        t = _Task(path=path)
+                    in_flight[backend.submit(t.kind, t.path)] = t
                 if not in_flight or stop.requested:
                     break
-                finished = backend.wait(list(in_flight), timeout=0.5)
                 broken: list[_Task] = []
-                for fut in finished:
+                for fut in backend.wait(list(in_flight), timeout=0.5):
                     t = in_flight.pop(fut)
                     try:
-                        dicts = backend.outcome(fut)
+                        value = backend.outcome(fut)
                     except _WorkerDiedError as exc:
                         if isinstance(backend, _Local):
                             broken.append(t)
+                        elif t.kind == "identify":
+                            done_with(t, (None, None))  # the analysis will tell
                         else:
                             finish(t, crashed(t, str(exc).splitlines()[0]))
                         continue
                     except Exception as exc:  # an adapter bug must not stop the batch
                         log.exception("%s: worker failed", t.path)
-                        finish(t, [error_result(t.path, StageError(f"{t.path}: {exc}"))])
+                        if t.kind == "identify":
+                            done_with(t, (None, None))
+                        else:
+                            finish(t, [error_result(t.path, StageError(f"{t.path}: {exc}"))])
                         continue
-                    finish(t, [Result.from_dict(d) for d in dicts])
+                    done_with(t, value)
                 if broken and isinstance(backend, _Local):
-                    # The pool is gone: every task in flight is a suspect. Re-run each
-                    # alone in a fresh process; the one that dies again is the culprit.
+                    # The pool is gone: all work in flight is suspect. Identify work is
+                    # retried (then given up on: the analysis reports the file); each
+                    # analysis runs alone in a fresh process, and the one that dies
+                    # again is the culprit.
                     suspects = broken + list(in_flight.values())
                     in_flight.clear()
                     backend.restart()
                     for t in suspects:
                         if stop.requested:
                             break
+                        if t.kind == "identify":
+                            t.attempts += 1
+                            if t.attempts >= 2:
+                                done_with(t, (None, None))
+                            else:
+                                retry.append(t)
+                            continue
                         try:
-                            finish(t, [Result.from_dict(d) for d in backend.isolate(t.path)])
+                            done_with(t, backend.isolate("analyze", t.path))
                         except _WorkerDiedError as exc:
                             finish(t, crashed(t, str(exc) or "terminated abruptly"))
                 if progress is not None:
-                    progress.update(done_inputs, summary)
+                    progress.update(progress_count[0], summary)
         except KeyboardInterrupt:
             stop.requested = True
         finally:
             summary.interrupted = stop.requested
             backend.close(kill=stop.requested or bool(in_flight))
             if progress is not None:
-                progress.update(done_inputs, summary, force=True)
+                progress.update(progress_count[0], summary, force=True)
                 progress.close()
 
     summary.elapsed_s = time.perf_counter() - t0
@@ -866,19 +931,8 @@ def run_batch(
     return summary
 
 
-def _bind(
-    config: Config, context: Any, out_dir: str | None, overlays: str, *, quiet: bool
-) -> Callable[[str], list[dict[str, Any]]]:
-    import functools
-
-    return functools.partial(
-        _call_analyze_one,
-        config=config,
-        context=context,
-        out_dir=out_dir,
-        overlays=overlays,
-        quiet=quiet and logging.getLogger().getEffectiveLevel() >= logging.WARNING,
-    )
+def _sop(t: _Task) -> str | None:
+    return t.header.sop_instance_uid if t.header is not None else None
 
 
 def _call_analyze_one(
