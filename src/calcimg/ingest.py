@@ -42,10 +42,12 @@ from calcimg.radiograph import Radiograph, SpacingSource
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "Header",
     "IngestParams",
     "InputItem",
     "iter_inputs",
     "iter_radiographs",
+    "read_header",
     "read_radiograph",
 ]
 
@@ -974,3 +976,185 @@ def _read_image_export(data: bytes, name: str, digest: str, params: IngestParams
         input_hash=digest,
         warnings=tuple(notes),
     )
+
+
+# ------------------------------------------------------------------------- header only
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """Identifying metadata of one input, read without decoding its pixels.
+
+    Attributes
+    ----------
+    source : str
+        The path as given.
+    kind : str
+        ``"dicom"`` or ``"image_export"`` (PNG/TIFF/PGM; no metadata).
+    n_frames : int
+        (0028,0008) Number of Frames, 1 when absent.
+    """
+
+    source: str
+    kind: str
+    n_frames: int = 1
+    rows: int | None = None
+    columns: int | None = None
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    modality: str | None = None
+    body_part_examined: str | None = None
+    series_description: str | None = None
+    transfer_syntax_uid: str | None = None
+
+
+def read_header(path: str | os.PathLike[str]) -> Header:
+    """Read an input's identifying metadata without decoding (or loading) its pixels.
+
+    The checks that need only the header are those of :func:`read_radiograph`, with the
+    same typed errors: not DICOM, non-image objects (SR, RT, SEG, PR, KO, DICOMDIR),
+    no Pixel Data, non-radiograph modality, invalid Rows/Columns/Number of Frames. A
+    file can still fail later, when its pixels are decoded (truncated or corrupt
+    streams), so a header that reads is not a promise that the image analyses.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    Header
+
+    Raises
+    ------
+    InputError, DicomReadError, NotAnImageError
+        As :func:`read_radiograph`.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> read_header(get_testdata_file("RG1_UNCR.dcm")).modality
+    'CR'
+    """
+    with warnings.catch_warnings():
+        # pydicom warns about invalid values lazily; the typed errors say what matters.
+        warnings.simplefilter("ignore")
+        return _read_header(path)
+
+
+def _read_header(path: str | os.PathLike[str]) -> Header:
+    name = os.fspath(path)
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(512)
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a folder; expected a file") from None
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read: {exc.strerror or exc}") from exc
+    if _looks_like_image_export(name, head):
+        return Header(source=name, kind="image_export")
+    if len(head) == 0:
+        raise DicomReadError(f"{name}: the file is empty; expected a DICOM file")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # Large values (Pixel Data) are deferred: present in the dataset, never read.
+            ds: Dataset = pydicom.dcmread(name, defer_size=4096)
+        for w in caught:
+            msg = str(w.message)
+            if "End of file reached before delimiter" in msg or "Expected explicit VR" in msg:
+                raise DicomReadError(
+                    f"{name}: the file is truncated: it ends before the end of the pixel data "
+                    f"(pydicom: {msg.split(' in file')[0]}); expected a complete DICOM file"
+                )
+    except InvalidDicomError:
+        if p.suffix.lower() in DOCUMENT_SUFFIXES:
+            raise NotAnImageError(
+                f"{name}: a {p.suffix.lower()} file without a DICOM header, not an image; skipped"
+            ) from None
+        ds = _parse_without_meta(p.read_bytes(), name)
+    except CalcimgError:
+        raise
+    except Exception as exc:
+        raise DicomReadError(
+            f"{name}: not a readable DICOM file ({type(exc).__name__}: {exc}); expected "
+            "a DICOM Part 10 file"
+        ) from exc
+    meta = getattr(ds, "file_meta", None)
+    sop_class = str(
+        _tag_value(ds, "SOPClassUID") or (meta.get("MediaStorageSOPClassUID", "") if meta else "")
+    )
+    n_frames = _int_value(ds, "NumberOfFrames", name, "(0028,0008)")
+    _refuse_non_images(ds, name, sop_class)
+    if "PixelData" not in ds:
+        raise NotAnImageError(
+            f"{name}: no (7FE0,0010) Pixel Data; {_sop_name(sop_class)} carries no image"
+        )
+    dims: dict[str, int] = {}
+    for kw, tag in (("Rows", "(0028,0010)"), ("Columns", "(0028,0011)")):
+        value = _int_value(ds, kw, name, tag)
+        if value is None or value <= 0:
+            raise DicomReadError(
+                f"{name}: {tag} {_spaced(kw)} is {value!r}; expected a positive integer"
+            )
+        dims[kw] = value
+    if n_frames is not None and n_frames < 1:
+        raise DicomReadError(
+            f"{name}: (0028,0008) Number of Frames is {n_frames}; expected a positive integer"
+        )
+    _check_header_pixel_length(ds, name, p, n_frames or 1)
+    modality = str(_tag_value(ds, "Modality") or "").upper()
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        raise NotAnImageError(
+            f"{name}: (0008,0060) Modality is {modality}; calcimg analyses radiographs "
+            f"({', '.join(sorted(RADIOGRAPH_MODALITIES))}), so this image is skipped"
+        )
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    return Header(
+        source=name,
+        kind="dicom",
+        n_frames=n_frames or 1,
+        rows=dims["Rows"],
+        columns=dims["Columns"],
+        sop_instance_uid=_str_or_none(ds, "SOPInstanceUID"),
+        sop_class_uid=sop_class or None,
+        study_instance_uid=_str_or_none(ds, "StudyInstanceUID"),
+        series_instance_uid=_str_or_none(ds, "SeriesInstanceUID"),
+        modality=modality or None,
+        body_part_examined=_str_or_none(ds, "BodyPartExamined"),
+        series_description=_str_or_none(ds, "SeriesDescription"),
+        transfer_syntax_uid=None if ts is None else str(ts),
+    )
+
+
+def _check_header_pixel_length(ds: Dataset, name: str, path: Path, n_frames: int) -> None:
+    """As :func:`_check_pixel_length`, from the deferred element's length and file size."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts is None or UID(str(ts)).is_encapsulated:
+        return
+    try:
+        raw: Any = ds.get_item("PixelData")
+        if hasattr(raw, "length"):  # deferred: read nothing, measure
+            length, tell = int(raw.length), int(raw.value_tell)
+        else:  # small enough to have been read
+            length = len(raw.value)
+            tell = 0
+        bits = int(ds.BitsAllocated)
+        spp = _int_value(ds, "SamplesPerPixel", name, "(0028,0002)") or 1
+    except Exception:  # not deferred or odd values: the full read decides
+        return
+    found = max(0, min(length, path.stat().st_size - tell))
+    expected = (int(ds.Rows) * int(ds.Columns) * spp * n_frames * bits + 7) // 8
+    if found < expected:
+        raise DicomReadError(
+            f"{name}: (7FE0,0010) Pixel Data has {found} bytes; expected {expected} "
+            f"(Rows {int(ds.Rows)} x Columns {int(ds.Columns)} x Samples {spp} x Frames "
+            f"{n_frames} x {bits} bits): the pixel data is truncated or a (0028,xxxx) value "
+            "is wrong"
+        )

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from calcimg.batch import OVERLAY_CHOICES, SELECT_KEYS, BatchOptions, Selector, run_batch
+from calcimg.batch import summary_table as batch_summary_table
 from calcimg.cli.common import add_config_options, config_from_args, context_from_args
-from calcimg.ingest import iter_inputs
-from calcimg.pipeline import analyze_file
-from calcimg.report import ResultsWriter
 from calcimg.result import Result, Status
 
-__all__ = ["add_parser", "run", "summary_line"]
+__all__ = ["add_parser", "add_select_option", "default_workers", "run", "summary_line"]
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def add_select_option(p: argparse.ArgumentParser) -> None:
+    """``--select KEY=PATTERN[,PATTERN...]`` (shared with ``calcimg validate``)."""
+    p.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="KEY=PATTERNS",
+        help=(
+            "analyse only inputs whose header matches, e.g. --select modality=CR,DX "
+            "--select body_part=KNEE --select 'series_description=*knee*'; keys: "
+            f"{', '.join(SELECT_KEYS)}; case-insensitive globs; repeatable (all keys must "
+            "match); the rest are skipped with the reason"
+        ),
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -24,13 +48,59 @@ def add_parser(sub: Any) -> None:
         description=(
             "Analyse DICOM radiographs (files, folders searched recursively, DICOMDIRs) and "
             "PNG/TIFF/PGM exports. Writes one line per image (per frame) to "
-            "DIR/results.jsonl in the calcimg.result/1 contract, or prints the lines when "
-            "--out is not given. Exit code 0 when every input was analysed or skipped, 1 "
-            "when any errored."
+            "DIR/results.jsonl in the calcimg.result/1 contract, plus images.csv, "
+            "findings.csv, overlays/ and report.html; or prints the lines when --out is not "
+            "given. A re-run with the same --out resumes: inputs already analysed (same path "
+            "and content hash, same version and parameters) are skipped. Exit code 0 when "
+            "every input was analysed or skipped, 1 when any errored, 130 when interrupted."
         ),
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or DICOMDIRs")
     p.add_argument("--out", metavar="DIR", help="write DIR/results.jsonl (default: print lines)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        metavar="N",
+        help="worker processes (default: the cores present, here %(default)s); 0 analyses "
+        "in this process",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on Dask distributed: tcp://host:8786 for a running scheduler, or 'local' "
+        "for a LocalCluster of --workers processes",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="re-analyse everything; start DIR/results.jsonl afresh",
+    )
+    add_select_option(p)
+    p.add_argument(
+        "--overlays",
+        choices=OVERLAY_CHOICES,
+        default="flagged",
+        help="overlay PNGs under DIR/overlays/ for flagged images (default), all or none",
+    )
+    p.add_argument(
+        "--no-overlays",
+        dest="overlays",
+        action="store_const",
+        const="none",
+        help="same as --overlays none",
+    )
+    p.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write DIR/report.html (default: on)",
+    )
+    p.add_argument(
+        "--parquet",
+        action="store_true",
+        help="also write images.parquet and findings.parquet (needs pyarrow)",
+    )
     add_config_options(p)
     p.set_defaults(run=run)
 
@@ -56,26 +126,39 @@ def summary_line(r: Result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    context = context_from_args(args)
-    counts: Counter[str] = Counter()
-    flagged = 0
-    t0 = time.perf_counter()
-    summary_out = sys.stdout if args.out else sys.stderr
-    writer = ResultsWriter(args.out) if args.out else ResultsWriter(stream=sys.stdout)
-    with writer:
-        for item in iter_inputs(args.paths):
-            for result in analyze_file(item.path, context=context, config=config):
-                writer.write(result)
-                counts[result.status.value] += 1
-                flagged += int(result.flag)
-                print(summary_line(result), file=summary_out, flush=True)
-    elapsed = time.perf_counter() - t0
-    total = sum(counts.values())
-    print(
-        f"{total} image(s) in {elapsed:.1f} s: {counts['ok']} analysed ({flagged} flagged), "
-        f"{counts['skipped']} skipped, {counts['error']} error(s)"
-        + (f"; results in {writer.path}" if writer.path else ""),
-        file=summary_out,
+    options = BatchOptions(
+        out_dir=Path(args.out) if args.out else None,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+        select=Selector.parse(args.select),
+        overlays=args.overlays,
+        report=args.report,
+        parquet=args.parquet,
+        config=config_from_args(args),
+        context=context_from_args(args),
     )
-    return 1 if counts["error"] else 0
+    verbose = getattr(args, "verbose", 0) > 0
+
+    if args.out:
+        # Results go to files; the console gets the images worth a look (flagged and
+        # errors; every image with -v), a progress bar or periodic lines, and a summary.
+        def show(r: Result) -> None:
+            if verbose or r.flag or r.status is Status.ERROR:
+                if sys.stderr.isatty():
+                    sys.stderr.write("\r\x1b[K")
+                print(summary_line(r), flush=True)
+    else:
+
+        def show(r: Result) -> None:
+            print(summary_line(r), file=sys.stderr, flush=True)
+
+    summary = run_batch(args.paths, options, stream=sys.stdout, on_result=show)
+    out = sys.stdout if args.out else sys.stderr
+    print(batch_summary_table(summary), file=out)
+    if args.out:
+        print(f"results in {Path(args.out) / 'results.jsonl'}", file=out)
+    if summary.interrupted:
+        print("calcimg: interrupted; results written so far are kept", file=sys.stderr)
+        return 130
+    return 1 if summary.final_errors else 0

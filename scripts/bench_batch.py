@@ -1,0 +1,157 @@
+"""Benchmark ``calcimg analyze`` on a generated folder: 1 and 2 workers, and Dask.
+
+For each configuration, runs a fresh batch into its own output folder and reports
+wall time, images/s (results computed per second of wall time, start-up included) and
+the peak resident memory of the whole process tree (the main process plus every worker,
+sampled every 50 ms with psutil).
+
+Usage::
+
+    PYTHONPATH=src python scripts/bench_batch.py [--n 200] [--size 2000x1600] [--keep DIR]
+    PYTHONPATH=src python scripts/bench_batch.py --input /work/data/tune
+
+The generated films are uint16 CR files (MONOCHROME2, 0.15 mm Imager Pixel Spacing) of
+the given size, with a bone band and noise; a folder given with --input is used as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from calcimg.batch import BatchOptions, run_batch
+
+CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+
+
+def make_films(folder: Path, n: int, rows: int, cols: int) -> None:
+    """Write ``n`` synthetic CR films into ``folder`` (nested 20 per sub-folder)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(800, 30, (rows, cols)).astype(np.float32)
+    for i in range(n):
+        img = base + rng.normal(0, 5, (rows, cols)).astype(np.float32)
+        c0 = cols // 3 + i % 50
+        img[:, c0 : c0 + cols // 5] += 1500
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = CR_STORAGE
+        uid = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = CR_STORAGE, uid
+        ds.StudyInstanceUID = ds.SeriesInstanceUID = generate_uid()
+        ds.Modality, ds.BodyPartExamined = "CR", "KNEE"
+        ds.Rows, ds.Columns = rows, cols
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.ImagerPixelSpacing = [0.15, 0.15]
+        ds.PixelData = np.clip(img, 0, 4095).astype(np.uint16).tobytes()
+        path = folder / f"batch{i // 20:03d}" / f"film{i:04d}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+
+
+class PeakRSS:
+    """Sample the RSS of this process and all its descendants; keep the peak."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a worker may just have exited
+                    total += p.memory_info().rss
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench(folder: Path, out: Path, *, workers: int, scheduler: str | None) -> dict[str, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    opts = BatchOptions(out_dir=out, workers=workers, scheduler=scheduler, report=True)
+    with PeakRSS() as mem:
+        s = run_batch([folder], opts, tty=False, progress_stream=sys.stderr)
+    return {
+        "images": s.computed,
+        "errors": s.errors,
+        "time_s": s.elapsed_s,
+        "images_per_s": s.images_per_s,
+        "peak_rss_mb": mem.peak / 1e6,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=200, help="films to generate (default 200)")
+    ap.add_argument("--size", default="2000x1600", help="rows x columns (default 2000x1600)")
+    ap.add_argument("--input", type=Path, help="benchmark this folder instead of generating")
+    ap.add_argument("--keep", type=Path, help="keep generated films and outputs here")
+    ap.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster run")
+    args = ap.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="calcimg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.input:
+        folder = args.input
+        what = f"{folder}"
+    else:
+        rows, cols = (int(v) for v in args.size.lower().split("x"))
+        folder = work / "films"
+        if not folder.exists():
+            make_films(folder, args.n, rows, cols)
+        what = f"{args.n} generated CR films of {rows} x {cols} px (uint16)"
+    runs: list[tuple[str, int, str | None]] = [
+        ("local, 1 worker", 1, None),
+        ("local, 2 workers", 2, None),
+    ]
+    if not args.no_dask:
+        runs.append(("dask LocalCluster, 2 workers", 2, "local"))
+    figures = {}
+    for name, workers, scheduler in runs:
+        figures[name] = bench(
+            folder,
+            work / f"out-{workers}-{scheduler or 'local'}",
+            workers=workers,
+            scheduler=scheduler,
+        )
+    print(f"\ninput: {what}")
+    print(f"{'configuration':32s} {'images':>6s} {'time s':>7s} {'img/s':>7s} {'peak RSS MB':>11s}")
+    for name, f in figures.items():
+        print(
+            f"{name:32s} {f['images']:6.0f} {f['time_s']:7.1f} {f['images_per_s']:7.2f} "
+            f"{f['peak_rss_mb']:11.0f}"
+        )
+    one = figures["local, 1 worker"]["images_per_s"]
+    two = figures["local, 2 workers"]["images_per_s"]
+    print(f"speed-up 2 workers / 1 worker: {two / one:.2f}x (target >= 1.7x)")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
