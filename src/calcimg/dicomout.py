@@ -2,7 +2,8 @@
 
 Written with highdicom, so that an object is valid once constructed.
 
-The SR is a TID 1500 Measurement Report with one TID 1410 planar ROI measurement group per
+The SR is a TID 1500 Measurement Report with an image-level TID 1501 group (flag yes/no
+and the most likely category) and one TID 1410 planar ROI measurement group per
 finding: the finding type (SCT 18115005 "pathologic calcification"), the region as an
 image region (SCOORD POLYLINE, the convex hull of the finding's pixels, closed; the
 bounding box when no mask is at hand), the area as a measurement in mm2 (UCUM ``mm2``),
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -69,6 +71,7 @@ CATEGORY_CODES: dict[Category, tuple[str, str]] = {
 }
 _PATTERN_NAME = ("PATTERN", "Calcification pattern")
 _CATEGORY_NAME = ("CATEGORY", "Most likely calcification category")
+_FLAG_NAME = ("FLAG", "Soft-tissue calcification present")
 _CONFIDENCE_NAME = ("CONFIDENCE", "Detection confidence")
 
 
@@ -159,7 +162,27 @@ def sr_dataset(result: Result, source: Dataset, *, series_number: int = 901) -> 
             uid=hd.UID(), name="calcimg", manufacturer_name="calcimg", model_name="calcimg"
         ),
     )
-    groups = []
+    # First an image-level group (TID 1501): whether the image is flagged and its most
+    # likely category, so that a report of no findings still says what was looked for.
+    image_evals = [
+        hd.sr.QualitativeEvaluation(
+            _code(_FLAG_NAME), codes.SCT.Yes if result.flag else codes.SCT.No
+        )
+    ]
+    if result.categories:
+        image_evals.append(
+            hd.sr.QualitativeEvaluation(
+                _code(_CATEGORY_NAME), _code(CATEGORY_CODES[result.categories[0].name])
+            )
+        )
+    groups: list[Any] = [
+        hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="image"),
+            algorithm_id=algorithm,
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+            qualitative_evaluations=image_evals,
+        )
+    ]
     source_ref = hd.sr.SourceImageForRegion.from_source_image(source)
     for f in result.findings:
         region = hd.sr.ImageRegion(
@@ -206,7 +229,9 @@ def sr_dataset(result: Result, source: Dataset, *, series_number: int = 901) -> 
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
-        referenced_images=[source],
+        # the image library (TID 1600) describes projection images from (0018,1164)
+        # Imager Pixel Spacing; highdicom fails without it, so leave it out then
+        referenced_images=[source] if "ImagerPixelSpacing" in source else None,
     )
     sr = hd.sr.ComprehensiveSR(
         evidence=[source],
@@ -315,12 +340,12 @@ def write_dicom_results(result: Result, source_dataset: Dataset, out_dir: str | 
         When the result is not ``ok`` or does not belong to ``source_dataset``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stem = str(source_dataset.SOPInstanceUID)
     if result.frame:
         stem += f".f{result.frame}"
     written: list[Path] = []
     sr = sr_dataset(result, source_dataset)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{stem}.SR.dcm"
     sr.save_as(path, enforce_file_format=True)
     written.append(path)
