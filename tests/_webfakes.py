@@ -17,8 +17,6 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-CRImageStorage = "1.2.840.10008.5.1.4.1.1.1"
 from scipy import ndimage
 
 from calcimg.anatomy import AnatomyMap
@@ -28,6 +26,7 @@ from calcimg.radiograph import Radiograph
 from calcimg.result import Category, CategoryScore, Location, Pattern
 from calcimg.rules import Assessment, FindingAssessment
 
+CRImageStorage = "1.2.840.10008.5.1.4.1.1.1"
 BLOBS_RC = ((150, 140, 9), (330, 360, 6))
 """(row, col, radius px) of the bright discs drawn on the test film."""
 
@@ -136,13 +135,17 @@ def _rank(descriptions: Descriptions, *, context: Any, params: Any) -> Assessmen
         for d in descriptions.items
     )
     cats = (
-        CategoryScore(
-            name=Category.DYSTROPHIC,
-            score=0.6,
-            evidence=("amorphous pattern",),
-            finding_ids=tuple(d.detection_id for d in descriptions.items),
-        ),
-    ) if descriptions.items else ()
+        (
+            CategoryScore(
+                name=Category.DYSTROPHIC,
+                score=0.6,
+                evidence=("amorphous pattern",),
+                finding_ids=tuple(d.detection_id for d in descriptions.items),
+            ),
+        )
+        if descriptions.items
+        else ()
+    )
     return Assessment(
         findings=findings,
         categories=cats,
@@ -160,3 +163,66 @@ def fake_stages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def read(path: Path) -> Dataset:
     return pydicom.dcmread(path)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """The web app served by uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, data_dir: Path, **kwargs: Any) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        from calcimg.web import create_app
+
+        self.app = create_app(data_dir, **kwargs)
+        self.service = self.app.state.service
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start within 10 s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.service.stop()
+
+    def __enter__(self) -> LiveServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def raw_get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """GET with the path sent byte for byte (no client-side ``..`` normalisation)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()

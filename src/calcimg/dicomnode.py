@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.uid import (
+    JPEG2000,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -196,10 +196,8 @@ class DicomNode:
         ae.add_supported_context(Verification)
         for uid in STORAGE_SOP_CLASSES:
             ae.add_supported_context(uid, list(TRANSFER_SYNTAXES))
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
-        self._server = ae.start_server(
-            (self.host, self.port), block=False, evt_handlers=handlers
-        )
+        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
         log.info("DICOM node %s listening on %s:%d", self.ae_title, self.host, self.port)
 

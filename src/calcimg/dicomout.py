@@ -37,8 +37,8 @@ __all__ = [
     "CATEGORY_CODES",
     "PATTERN_CODES",
     "DicomResultsError",
-    "sr_dataset",
     "seg_dataset",
+    "sr_dataset",
     "write_dicom_results",
 ]
 
@@ -79,7 +79,7 @@ class DicomResultsError(CalcimgError):
     """A result cannot be written as DICOM (no image, or a source that does not match)."""
 
 
-def _code(value: tuple[str, str]):  # type: ignore[no-untyped-def]
+def _code(value: tuple[str, str]) -> Any:
     import highdicom as hd
 
     return hd.sr.CodedConcept(value=value[0], scheme_designator=CALCIMG_SCHEME, meaning=value[1])

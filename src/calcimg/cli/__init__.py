@@ -17,7 +17,7 @@ from calcimg.errors import CalcimgError
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: tuple[str, ...] = ("analyze",)
+COMMANDS: tuple[str, ...] = ("analyze", "serve")
 """Subcommand modules of :mod:`calcimg.cli`, in help order."""
 
 

@@ -8,6 +8,7 @@ worker and the DICOM node behind a lock (SQLite itself serialises writers anyway
 
 from __future__ import annotations
 
+import builtins
 import re
 import sqlite3
 import threading
@@ -189,7 +190,7 @@ class Store:
             row = self._db.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
         return None if row is None else ImageRow.from_sql(row)
 
-    def list(self, *, flagged: bool | None = None, limit: int = 200) -> list[ImageRow]:
+    def list(self, *, flagged: bool | None = None, limit: int = 200) -> builtins.list[ImageRow]:
         """Images newest first; ``flagged=True`` keeps flagged ones only."""
         where = ""
         if flagged is not None:
@@ -201,7 +202,7 @@ class Store:
             ).fetchall()
         return [ImageRow.from_sql(r) for r in rows]
 
-    def pending(self) -> list[ImageRow]:
+    def pending(self) -> builtins.list[ImageRow]:
         """Images received but not analysed (e.g. when the server stopped), oldest first."""
         with self._lock:
             rows = self._db.execute(

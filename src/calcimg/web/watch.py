@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 class FolderWatcher:
     """Poll ``folder`` every ``interval_s`` seconds and hand new files to ``service``."""
 
-    def __init__(self, service: Service, folder: str | os.PathLike[str], *, interval_s: float = 1.0):
+    def __init__(
+        self, service: Service, folder: str | os.PathLike[str], *, interval_s: float = 1.0
+    ):
         self.service = service
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
