@@ -35,6 +35,7 @@ from calcimg.result import Category, Finding, Pattern, Result, Status
 __all__ = [
     "CALCIMG_SCHEME",
     "CATEGORY_CODES",
+    "MAX_SR_FINDINGS",
     "PATTERN_CODES",
     "DicomResultsError",
     "seg_dataset",
@@ -72,6 +73,7 @@ CATEGORY_CODES: dict[Category, tuple[str, str]] = {
 _PATTERN_NAME = ("PATTERN", "Calcification pattern")
 _CATEGORY_NAME = ("CATEGORY", "Most likely calcification category")
 _FLAG_NAME = ("FLAG", "Soft-tissue calcification present")
+_COUNT_NAME = ("NFINDINGS", "Number of calcification findings")
 _CONFIDENCE_NAME = ("CONFIDENCE", "Detection confidence")
 
 
@@ -137,7 +139,19 @@ def _check(result: Result, source: Dataset) -> None:
         )
 
 
-def sr_dataset(result: Result, source: Dataset, *, series_number: int = 901) -> Dataset:
+MAX_SR_FINDINGS = 100
+"""At most this many findings (the most confident) get a measurement group in the SR: a
+diffuse speckled film can have hundreds, and highdicom needs about 50 ms per group. The
+SEG still holds them all, and the image-level group says how many there were."""
+
+
+def sr_dataset(
+    result: Result,
+    source: Dataset,
+    *,
+    series_number: int = 901,
+    max_findings: int = MAX_SR_FINDINGS,
+) -> Dataset:
     """The TID 1500 Comprehensive SR of one result (see module docstring).
 
     Parameters
@@ -147,6 +161,8 @@ def sr_dataset(result: Result, source: Dataset, *, series_number: int = 901) -> 
     source : pydicom.Dataset
         The analysed image (pixel data not needed).
     series_number : int
+    max_findings : int
+        Findings beyond this many (by confidence) get no measurement group of their own.
 
     Returns
     -------
@@ -175,16 +191,24 @@ def sr_dataset(result: Result, source: Dataset, *, series_number: int = 901) -> 
                 _code(_CATEGORY_NAME), _code(CATEGORY_CODES[result.categories[0].name])
             )
         )
+    count = hd.sr.Measurement(
+        name=_code(_COUNT_NAME),
+        value=float(len(result.findings)),
+        unit=codes.UCUM.NoUnits,
+        algorithm_id=algorithm,
+    )
     groups: list[Any] = [
         hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="image"),
             algorithm_id=algorithm,
             source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+            measurements=[count],
             qualitative_evaluations=image_evals,
         )
     ]
     source_ref = hd.sr.SourceImageForRegion.from_source_image(source)
-    for f in result.findings:
+    kept = sorted(result.findings, key=lambda f: -f.confidence)[: max(max_findings, 0)]
+    for f in sorted(kept, key=lambda f: f.id):
         region = hd.sr.ImageRegion(
             graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
             graphic_data=_region_points(f, result.label_mask),

@@ -160,9 +160,13 @@ class Service:
         self.after_analysis = after_analysis
         self.store = Store(self.paths.db)
         self._queue: queue.Queue[str | None] = queue.Queue()
+        # DICOM results and forwarding run in their own thread: a film with hundreds of
+        # findings takes many seconds to encode as SR, and must not hold up the next flag
+        self._post_queue: queue.Queue[tuple[ImageRow, Result] | None] = queue.Queue()
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._busy = False
+        self._post_thread: threading.Thread | None = None
+        self._outstanding = 0  # queued or in hand, in either thread
         self._started = False
         self._start_lock = threading.Lock()
 
@@ -175,9 +179,13 @@ class Service:
                 return
             self._started = True
             for row in self.store.pending():
-                self._queue.put(row.id)
+                self._enqueue(row.id)
             self._thread = threading.Thread(target=self._run, name="calcimg-worker", daemon=True)
             self._thread.start()
+            self._post_thread = threading.Thread(
+                target=self._run_post, name="calcimg-dicom-results", daemon=True
+            )
+            self._post_thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the worker after the image in hand; queued images stay ``received``."""
@@ -185,6 +193,10 @@ class Service:
             self._queue.put(None)
             self._thread.join(timeout)
             self._thread = None
+        if self._post_thread is not None:
+            self._post_queue.put(None)
+            self._post_thread.join(timeout)
+            self._post_thread = None
         self.store.close()
 
     # --------------------------------------------------------------------- intake
@@ -216,8 +228,13 @@ class Service:
         )
         self.store.add(row)
         self.start()
-        self._queue.put(image_id)
+        self._enqueue(image_id)
         return row
+
+    def _enqueue(self, image_id: str) -> None:
+        with self._done:
+            self._outstanding += 1
+        self._queue.put(image_id)
 
     # --------------------------------------------------------------------- worker
 
@@ -235,10 +252,10 @@ class Service:
                 self._done.wait(min(left, 0.5))
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until the queue is empty and nothing is being analysed."""
+        """Block until nothing is queued or in hand (analysis, DICOM results, forwarding)."""
         deadline = time.monotonic() + timeout
         with self._done:
-            while self._busy or not self._queue.empty():
+            while self._outstanding:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -250,8 +267,6 @@ class Service:
             image_id = self._queue.get()
             if image_id is None:
                 return
-            with self._done:
-                self._busy = True
             try:
                 self._process(image_id)
             except Exception:  # the worker must survive anything one image does
@@ -261,7 +276,24 @@ class Service:
                 )
             finally:
                 with self._done:
-                    self._busy = False
+                    self._outstanding -= 1
+                    self._done.notify_all()
+
+    def _run_post(self) -> None:
+        while True:
+            item = self._post_queue.get()
+            if item is None:
+                return
+            row, result = item
+            try:
+                written = self._write_dicom_results(row, result)
+                if self.after_analysis is not None:
+                    self.after_analysis(row, result, written)
+            except Exception:
+                log.exception("after-analysis step of %s failed", row.id)
+            finally:
+                with self._done:
+                    self._outstanding -= 1
                     self._done.notify_all()
 
     def _process(self, image_id: str) -> None:
@@ -299,11 +331,10 @@ class Service:
             )
         with self._done:
             self.store.update(image_id, fields)
+            # DICOM results after the worklist shows the flag: they are not urgent
+            self._outstanding += 1
+            self._post_queue.put((row, result))
             self._done.notify_all()
-        # DICOM results after the worklist shows the flag: they are not urgent
-        written = self._write_dicom_results(row, result)
-        if self.after_analysis is not None:
-            self.after_analysis(row, result, written)
 
     def _analyse(self, row: ImageRow) -> tuple[Result, Radiograph | None]:
         path = self.paths.incoming / row.file_name
