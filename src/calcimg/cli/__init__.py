@@ -17,7 +17,7 @@ from calcimg.errors import CalcimgError
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: tuple[str, ...] = ("analyze", "validate", "explain", "features")
+COMMANDS: tuple[str, ...] = ("analyze", "validate", "explain", "features", "serve")
 """Subcommand modules of :mod:`calcimg.cli`, in help order."""
 
 

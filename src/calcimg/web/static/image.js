@@ -1,0 +1,83 @@
+// Image page: window/level (server re-renders the 16-bit film), zoom and pan, outlines.
+"use strict";
+(function () {
+  const pending = document.getElementById("pending");
+  if (pending) {  // not analysed yet: poll until it is, then reload
+    const id = pending.dataset.id;
+    setInterval(async () => {
+      const r = await fetch("/api/results/" + id).then((x) => x.json()).catch(() => null);
+      if (r && r.state === "done") location.reload();
+    }, 1000);
+  }
+  const vp = document.getElementById("viewport");
+  if (!vp) return;
+  const stage = document.getElementById("stage");
+  const film = document.getElementById("film");
+  const center = document.getElementById("wl-center");
+  const width = document.getElementById("wl-width");
+  const zoomLabel = document.getElementById("zoom-label");
+  const rows = +vp.dataset.rows, cols = +vp.dataset.columns;
+  const wc0 = +vp.dataset.wc, ww0 = +vp.dataset.ww;
+  let scale = 1, fitScale = 1, tx = 0, ty = 0;
+
+  center.value = wc0; width.value = ww0;
+  let timer = null;
+  function rerender() {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      film.src = "/image/" + vp.dataset.id + "/film.png?wc=" + (+center.value).toFixed(4) + "&ww=" + (+width.value).toFixed(4);
+    }, 120);
+  }
+  center.addEventListener("input", rerender);
+  width.addEventListener("input", rerender);
+  document.getElementById("wl-reset").addEventListener("click", () => { center.value = wc0; width.value = ww0; rerender(); });
+
+  function apply() {
+    stage.style.width = cols + "px"; stage.style.height = rows + "px";
+    stage.style.transform = "translate(" + tx + "px," + ty + "px) scale(" + scale + ")";
+    zoomLabel.textContent = Math.round(scale / fitScale * 100) + "%";
+  }
+  function fit() {
+    fitScale = Math.min(vp.clientWidth / cols, vp.clientHeight / rows);
+    scale = fitScale;
+    tx = (vp.clientWidth - cols * scale) / 2; ty = (vp.clientHeight - rows * scale) / 2;
+    apply();
+  }
+  function zoomAt(factor, px, py) {
+    const ns = Math.min(Math.max(scale * factor, fitScale * 0.5), fitScale * 16);
+    tx = px - (px - tx) * ns / scale; ty = py - (py - ty) * ns / scale; scale = ns; apply();
+  }
+  document.getElementById("zoom-in").addEventListener("click", () => zoomAt(1.5, vp.clientWidth / 2, vp.clientHeight / 2));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomAt(1 / 1.5, vp.clientWidth / 2, vp.clientHeight / 2));
+  document.getElementById("zoom-fit").addEventListener("click", fit);
+  vp.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const r = vp.getBoundingClientRect();
+    zoomAt(ev.deltaY < 0 ? 1.2 : 1 / 1.2, ev.clientX - r.left, ev.clientY - r.top);
+  }, { passive: false });
+  let drag = null;
+  vp.addEventListener("pointerdown", (ev) => {
+    drag = { x: ev.clientX, y: ev.clientY, tx, ty, wc: +center.value, ww: +width.value, wl: ev.shiftKey };
+    vp.classList.add("dragging"); vp.setPointerCapture(ev.pointerId);
+  });
+  vp.addEventListener("pointermove", (ev) => {
+    if (!drag) return;
+    const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+    if (drag.wl) {  // PACS convention: horizontal = width, vertical = level
+      width.value = Math.max(0.01, drag.ww + dx / 400); center.value = drag.wc - dy / 400; rerender();
+    } else { tx = drag.tx + dx; ty = drag.ty + dy; apply(); }
+  });
+  const end = () => { drag = null; vp.classList.remove("dragging"); };
+  vp.addEventListener("pointerup", end); vp.addEventListener("pointercancel", end);
+  window.addEventListener("resize", fit);
+  document.getElementById("show-outlines").addEventListener("change", (ev) => {
+    stage.classList.toggle("hidden-outlines", !ev.target.checked);
+  });
+  // hovering a finding card highlights its outline, and the other way round
+  document.querySelectorAll(".card.finding").forEach((card) => {
+    const g = document.getElementById("outline-" + card.dataset.finding);
+    card.addEventListener("mouseenter", () => { card.classList.add("active"); if (g) g.classList.add("active"); });
+    card.addEventListener("mouseleave", () => { card.classList.remove("active"); if (g) g.classList.remove("active"); });
+  });
+  fit();
+})();
