@@ -92,14 +92,16 @@ class AnatomyParams:
     """The field edge's blurred rim, grown into the body, is background."""
     min_body_mm2: float = 400.0
     """Non-air islands smaller than this, outside the main body, are not anatomy."""
-    bone_background_mm: float = 60.0
-    """Structuring element of the soft-tissue baseline (wider than any bone shaft)."""
-    bone_k: float = 6.0
-    """Bone threshold floor: top-hat at least bone_k noise sigmas."""
+    bone_background_mm: float = 30.0
+    """Disc of the bone top-hat: wider than most bone shafts, narrower than limbs."""
     bone_otsu_weight: float = 0.8
-    """Bone threshold = max(floor, bone_otsu_weight * Otsu threshold of the top-hat)."""
-    bone_grow_frac: float = 0.5
-    """Bone grows from the threshold down to this fraction of it, connected to strong bone."""
+    """Bone seeds: top-hat above bone_otsu_weight x its Otsu threshold in the body..."""
+    bone_grow_k: float = 3.0
+    """Bone grows over pixels this many noise sigmas above the soft tissue beside it."""
+    bone_surface_mm: float = 10.0
+    """Gaussian sigma of the interpolated soft-tissue threshold surface."""
+    bone_k: float = 6.0
+    """...and at least bone_k noise sigmas."""
     bone_open_mm: float = 2.0
     """Opening of the bone mask: removes dense lines thinner than this (chondral, vascular)."""
     min_bone_mm2: float = 150.0
@@ -134,9 +136,10 @@ class AnatomyParams:
         check_range(q + "collimation_rim_mm", self.collimation_rim_mm, 0.0, 20.0)
         check_range(q + "min_body_mm2", self.min_body_mm2, 0.0, 1e5)
         check_range(q + "bone_background_mm", self.bone_background_mm, 5.0, 300.0)
-        check_range(q + "bone_k", self.bone_k, 0.0, 100.0)
         check_range(q + "bone_otsu_weight", self.bone_otsu_weight, 0.0, 3.0)
-        check_range(q + "bone_grow_frac", self.bone_grow_frac, 0.05, 1.0)
+        check_range(q + "bone_grow_k", self.bone_grow_k, 0.0, 100.0)
+        check_range(q + "bone_surface_mm", self.bone_surface_mm, 1.0, 100.0)
+        check_range(q + "bone_k", self.bone_k, 0.0, 100.0)
         check_range(q + "bone_open_mm", self.bone_open_mm, 0.0, 20.0)
         check_range(q + "min_bone_mm2", self.min_bone_mm2, 0.0, 1e5)
         check_range(q + "cortex_mm", self.cortex_mm, 0.1, 10.0)
@@ -444,48 +447,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     # --- noise inside the body ---
     noise, noise_med = local_noise(img, body, px(10.0))
 
-    # --- bone: top-hat against a masked opening (soft-tissue baseline) ---
-    coarse_shape = (
-        max(8, round(h * sp / max(p.coarse_spacing_mm, sp))),
-        max(8, round(w * sp / max(p.coarse_spacing_mm, sp))),
-    )
-    csp = h * sp / coarse_shape[0]
-    cimg = _gauss(_resize(img, coarse_shape), p.smooth_mm / csp)
-    cbody = _resize(body_r.astype(np.uint8), coarse_shape, nearest=True).astype(bool)
-    hi_val = np.float32(cimg.max() + 1.0)
-    lo_val = np.float32(cimg.min() - 1.0)
-    se = _disc(p.bone_background_mm / csp / 2.0)
-    # air does not pull the baseline down (set high before the erosion) and the eroded
-    # air does not spread into the body (set low before the dilation)
-    eroded = cv2.erode(
-        np.where(cbody, cimg, hi_val).astype(np.float32), se, borderType=cv2.BORDER_REPLICATE
-    )
-    baseline_c = cv2.dilate(
-        np.where(cbody, eroded, lo_val).astype(np.float32), se, borderType=cv2.BORDER_REPLICATE
-    )
-    baseline_c = np.where(cbody, baseline_c, cimg)
-    baseline_c = _gauss(baseline_c.astype(np.float32), 2.0)
-    baseline = _resize(baseline_c.astype(np.float32), (h, w))
+    # --- bone: above a threshold surface interpolated from the bone's own edges ---
     bone_sm = _gauss(img, px(0.4))
-    tophat = bone_sm - baseline
-    vals = tophat[::2, ::2][body[::2, ::2]]
-    floor = p.bone_k * noise_med
-    if vals.size > 16:
-        v_hi = float(np.percentile(vals, 99.5))
-        otsu = _otsu(np.clip(vals, 0.0, v_hi))
-    else:
-        otsu = floor
-    bone_thr = max(floor, p.bone_otsu_weight * otsu)
-    # hysteresis: thin or faint bone ends (fibula, malleoli) hang on to the bone they join
-    strong = (tophat > bone_thr) & body
-    weak = (tophat > p.bone_grow_frac * bone_thr) & body
-    bone = _hysteresis(strong, weak)
-    bone = cv2.morphologyEx(
-        bone.astype(np.uint8), cv2.MORPH_OPEN, _disc(px(p.bone_open_mm) / 2.0)
-    ).astype(bool)
-    bone = (
-        cv2.morphologyEx(bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(px(1.0))).astype(bool) & body
-    )
+    bone = _bone_mask(bone_sm, body, sp=sp, p=p, noise=noise_med)
 
     # --- foreign: metal denser than bone by a margin; dense islands outside the body ---
     soft = body & ~bone
@@ -586,21 +550,91 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     )
 
 
+def _near(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Pixels within ``radius_px`` of ``mask``."""
+    if not mask.any():
+        return np.zeros_like(mask)
+    return cv2.dilate(mask.astype(np.uint8), _disc(radius_px)).astype(bool)
+
+
+def _bone_mask(
+    img: np.ndarray,
+    body: np.ndarray,
+    *,
+    sp: float,
+    p: AnatomyParams,
+    noise: float,
+) -> np.ndarray:
+    """Bone: a top-hat against the soft tissue, grown over a threshold surface.
+
+    1. Seeds: a white top-hat with a ``bone_background_mm`` disc (on the coarse grid,
+       with air kept from pulling the opening down) thresholded at the larger of
+       ``bone_k`` noise sigmas and ``bone_otsu_weight`` x Otsu of its values in the body.
+       Its disc is small enough that a thick limb's doming soft tissue stays below
+       threshold, so it finds bones narrower than the disc and the rims of wider ones.
+    2. Seeds smaller than ``min_bone_mm2`` (calcified bodies, phleboliths) are dropped.
+    3. Growth: the soft-tissue level just outside the seeds' outline is interpolated
+       over the film (Gaussian normalised convolution, a Yanowitz-Bruckstein style
+       threshold surface); pixels above it that connect to a seed are bone too, which
+       fills the middle of bones wider than the disc (condyles, pelvis).
+    """
+    h, w = img.shape
+    cs = max(p.coarse_spacing_mm, sp)
+    cshape = (max(8, int(round(h * sp / cs))), max(8, int(round(w * sp / cs))))
+    csp = h * sp / cshape[0]
+    cimg = _resize(img, cshape)
+    cbody = _resize(body.astype(np.uint8), cshape, nearest=True).astype(bool)
+    se = _disc(p.bone_background_mm / csp / 2.0)
+    hi_val = np.float32(cimg.max() + 1.0)
+    lo_val = np.float32(cimg.min() - 1.0)
+    eroded = cv2.erode(np.where(cbody, cimg, hi_val).astype(np.float32), se)
+    opened = cv2.dilate(np.where(cbody, eroded, lo_val).astype(np.float32), se)
+    opened = np.where(cbody, opened, cimg).astype(np.float32)
+    tophat = img - _resize(opened, (h, w))
+    vals = tophat[::3, ::3][body[::3, ::3]]
+    if vals.size < 16:
+        return np.zeros_like(body)
+    floor = p.bone_k * noise
+    otsu = _otsu(np.clip(vals, 0.0, float(np.percentile(vals, 99.5))))
+    thr = max(floor, p.bone_otsu_weight * otsu)
+    seed = (tophat > thr) & body
+    seed = cv2.morphologyEx(
+        seed.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
+    ).astype(bool)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(seed.astype(np.uint8), connectivity=8)
+    keep = st[:, cv2.CC_STAT_AREA] >= p.min_bone_mm2 / (sp * sp)
+    keep[0] = False
+    seed = keep[lab]
+    if not seed.any():
+        return seed
+    # soft-tissue level just outside the seeds' outline
+    ring = cv2.dilate(seed.astype(np.uint8), _disc(1.0 / sp)).astype(bool) & ~seed & body
+    t_ring = np.where(ring, img + np.float32(p.bone_grow_k * noise), 0.0).astype(np.float32)
+    wsum = _resize(ring.astype(np.float32), cshape)
+    tsum = _resize(t_ring, cshape)
+    sig = p.bone_surface_mm / csp
+    num = _gauss(tsum, sig)
+    den = _gauss(wsum, sig)
+    surface = np.where(den > 1e-4, num / np.maximum(den, 1e-9), 1e6).astype(np.float32)
+    grown = (img > _resize(surface, (h, w))) & body
+    n, lab = cv2.connectedComponents((grown | seed).astype(np.uint8), connectivity=8)
+    seeded = np.zeros(n, dtype=bool)
+    seeded[np.unique(lab[seed])] = True
+    seeded[0] = False
+    bone = seeded[lab]
+    bone = cv2.morphologyEx(
+        bone.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
+    ).astype(bool)
+    bone = cv2.morphologyEx(bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1.0 / sp)).astype(bool)
+    return bone & body
+
+
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-
-
-def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
-    """Components of ``weak`` that contain a ``strong`` pixel."""
-    n, lab = cv2.connectedComponents((weak | strong).astype(np.uint8), connectivity=8)
-    seeded = np.zeros(n, dtype=bool)
-    seeded[np.unique(lab[strong])] = True
-    seeded[0] = False
-    return seeded[lab]
 
 
 def _field_and_body(
@@ -643,8 +677,11 @@ def _field_and_body(
                 continue
             if area / float(bw * bh) < p.collimation_extent:
                 continue
-            # a band along a border, not a bone running off the film
-            if not (bw >= 0.5 * w or bh >= 0.5 * h):
+            # a band along a border, not a bone running off the film: its long side
+            # lies on the film's edge
+            vertical = bh >= 0.5 * h and (x0 == 0 or x0 + bw == w)
+            horizontal = bw >= 0.5 * w and (y0 == 0 or y0 + bh == h)
+            if not (vertical or horizontal):
                 continue
             collimation |= lab == i
             confounders.append(
