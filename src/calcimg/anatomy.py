@@ -82,10 +82,18 @@ class AnatomyParams:
     """...and at least air_k noise sigmas above the darkest level."""
     collimation_frac: float = 0.04
     """Collimation: within collimation_frac of the dynamic range from the film maximum."""
+    blade_edge_frac: float = 0.15
+    """Collimator blade edges: gradient above this fraction of the film's p99.5 gradient."""
+    blade_max_deg: float = 12.0
+    """Largest tilt of a collimator blade from the film's edge."""
+    blade_band: float = 0.35
+    """Blades are searched in this outer fraction of the film on each side."""
+    blade_support: float = 0.5
+    """A blade's edge runs along at least this fraction of the side."""
     collimation_min_mm: float = 3.0
     """Collimation bands are at least this wide."""
-    collimation_extent: float = 0.6
-    """Minimum fill of its bounding rectangle for a collimation region."""
+    collimation_extent: float = 0.5
+    """A collimation band covers at least this fraction of one side of the film."""
     penumbra_mm: float = 40.0
     """Non-air strips lying wholly within this of collimation are its penumbra."""
     collimation_rim_mm: float = 2.0
@@ -94,14 +102,22 @@ class AnatomyParams:
     """Non-air islands smaller than this, outside the main body, are not anatomy."""
     bone_background_mm: float = 30.0
     """Disc of the bone top-hat: wider than most bone shafts, narrower than limbs."""
-    bone_otsu_weight: float = 0.8
-    """Bone seeds: top-hat above bone_otsu_weight x its Otsu threshold in the body..."""
-    bone_grow_k: float = 3.0
-    """Bone grows over pixels this many noise sigmas above the soft tissue beside it."""
-    bone_surface_mm: float = 10.0
-    """Gaussian sigma of the interpolated soft-tissue threshold surface."""
+    bone_texture: float = 8.0
+    """Bone seeds are textured: band-pass energy above this multiple of soft tissue's..."""
+    texture_fine_mm: float = 0.3
+    texture_coarse_mm: float = 1.0
+    """Difference-of-Gaussians band of the trabecular texture."""
+    texture_window_mm: float = 3.0
     bone_k: float = 6.0
-    """...and at least bone_k noise sigmas."""
+    """...and their top-hat is at least bone_k noise sigmas."""
+    rim_test_max_mm2: float = 4000.0
+    """Dense bodies up to this area must show a cortex to count as bone."""
+    rim_ratio: float = 1.0
+    """Cortex test: median top-hat of the outer cortex_mm >= rim_ratio x the core's."""
+    bone_hole_mm2: float = 200.0
+    """Holes up to this size in textured bone are filled (lucent medulla, lesions)."""
+    bone_close_mm: float = 4.0
+    """Closing that knits textured bone pixels into solid bone."""
     bone_open_mm: float = 2.0
     """Opening of the bone mask: removes dense lines thinner than this (chondral, vascular)."""
     min_bone_mm2: float = 150.0
@@ -130,16 +146,25 @@ class AnatomyParams:
         check_range(q + "air_frac", self.air_frac, 0.0, 0.5)
         check_range(q + "air_k", self.air_k, 0.0, 50.0)
         check_range(q + "collimation_frac", self.collimation_frac, 0.0, 0.5)
+        check_range(q + "blade_edge_frac", self.blade_edge_frac, 0.0, 1.0)
+        check_range(q + "blade_max_deg", self.blade_max_deg, 0.0, 45.0)
+        check_range(q + "blade_band", self.blade_band, 0.05, 0.5)
+        check_range(q + "blade_support", self.blade_support, 0.05, 1.0)
         check_range(q + "collimation_min_mm", self.collimation_min_mm, 0.5, 100.0)
         check_range(q + "collimation_extent", self.collimation_extent, 0.0, 1.0)
         check_range(q + "penumbra_mm", self.penumbra_mm, 0.0, 200.0)
         check_range(q + "collimation_rim_mm", self.collimation_rim_mm, 0.0, 20.0)
         check_range(q + "min_body_mm2", self.min_body_mm2, 0.0, 1e5)
         check_range(q + "bone_background_mm", self.bone_background_mm, 5.0, 300.0)
-        check_range(q + "bone_otsu_weight", self.bone_otsu_weight, 0.0, 3.0)
-        check_range(q + "bone_grow_k", self.bone_grow_k, 0.0, 100.0)
-        check_range(q + "bone_surface_mm", self.bone_surface_mm, 1.0, 100.0)
+        check_range(q + "bone_texture", self.bone_texture, 1.0, 100.0)
+        check_range(q + "texture_fine_mm", self.texture_fine_mm, 0.05, 5.0)
+        check_range(q + "texture_coarse_mm", self.texture_coarse_mm, 0.1, 10.0)
+        check_range(q + "texture_window_mm", self.texture_window_mm, 0.5, 20.0)
         check_range(q + "bone_k", self.bone_k, 0.0, 100.0)
+        check_range(q + "rim_test_max_mm2", self.rim_test_max_mm2, 0.0, 1e6)
+        check_range(q + "rim_ratio", self.rim_ratio, 0.0, 10.0)
+        check_range(q + "bone_hole_mm2", self.bone_hole_mm2, 0.0, 1e5)
+        check_range(q + "bone_close_mm", self.bone_close_mm, 0.0, 30.0)
         check_range(q + "bone_open_mm", self.bone_open_mm, 0.0, 20.0)
         check_range(q + "min_bone_mm2", self.min_bone_mm2, 0.0, 1e5)
         check_range(q + "cortex_mm", self.cortex_mm, 0.1, 10.0)
@@ -557,6 +582,9 @@ def _near(mask: np.ndarray, radius_px: float) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), _disc(radius_px)).astype(bool)
 
 
+_DEBUG = False
+
+
 def _bone_mask(
     img: np.ndarray,
     body: np.ndarray,
@@ -565,18 +593,20 @@ def _bone_mask(
     p: AnatomyParams,
     noise: float,
 ) -> np.ndarray:
-    """Bone: a top-hat against the soft tissue, grown over a threshold surface.
+    """Bone: textured and brighter than the soft tissue around it, with a cortex.
 
-    1. Seeds: a white top-hat with a ``bone_background_mm`` disc (on the coarse grid,
-       with air kept from pulling the opening down) thresholded at the larger of
-       ``bone_k`` noise sigmas and ``bone_otsu_weight`` x Otsu of its values in the body.
-       Its disc is small enough that a thick limb's doming soft tissue stays below
-       threshold, so it finds bones narrower than the disc and the rims of wider ones.
-    2. Seeds smaller than ``min_bone_mm2`` (calcified bodies, phleboliths) are dropped.
-    3. Growth: the soft-tissue level just outside the seeds' outline is interpolated
-       over the film (Gaussian normalised convolution, a Yanowitz-Bruckstein style
-       threshold surface); pixels above it that connect to a seed are bone too, which
-       fills the middle of bones wider than the disc (condyles, pelvis).
+    1. Candidates: pixels above the soft tissue (a white top-hat with a
+       ``bone_background_mm`` disc on the coarse grid, air kept from pulling the opening
+       down, above ``bone_k`` noise sigmas) that carry trabecular texture (band-pass
+       energy ``texture_fine_mm``-``texture_coarse_mm`` over ``texture_window_mm``
+       above ``bone_texture`` times that of plain soft tissue). A thick limb's smoothly
+       doming soft tissue is above its surroundings but untextured.
+    2. Closing (``bone_close_mm``), filling of small holes (``bone_hole_mm2``) and
+       opening (``bone_open_mm``) knit them into solid bones.
+    3. Components smaller than ``min_bone_mm2`` are not bone; components up to
+       ``rim_test_max_mm2`` must show a cortex (rim denser than core), since
+       ossification has cortex and trabeculae and calcification has not (DOMAIN.md):
+       calcified clumps and globules stay soft tissue, sesamoids are bone.
     """
     h, w = img.shape
     cs = max(p.coarse_spacing_mm, sp)
@@ -595,38 +625,65 @@ def _bone_mask(
     if vals.size < 16:
         return np.zeros_like(body)
     floor = p.bone_k * noise
-    otsu = _otsu(np.clip(vals, 0.0, float(np.percentile(vals, 99.5))))
-    thr = max(floor, p.bone_otsu_weight * otsu)
-    seed = (tophat > thr) & body
+    # trabecular texture: band-pass energy relative to that of plain soft tissue (a low
+    # percentile over the body, as bone may fill most of a knee or pelvis film)
+    dog = _gauss(img, p.texture_fine_mm / sp) - _gauss(img, p.texture_coarse_mm / sp)
+    k = max(3, int(round(p.texture_window_mm / sp)) | 1)
+    energy = cv2.boxFilter(np.abs(dog), -1, (k, k))
+    ref = float(np.percentile(energy[::3, ::3][body[::3, ::3]], 20.0))
+    textured = energy > np.float32(p.bone_texture * max(ref, 1e-9))
+    seed = (tophat > floor) & textured & body
+    # trabecular speckle and cortical edges knit into solid bone
+    seed = cv2.morphologyEx(
+        seed.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.bone_close_mm / sp / 2.0)
+    ).astype(bool)
+    holes = ~_border_components(~seed) & ~seed & body
+    if holes.any():
+        n_h, lab_h, st_h, _ = cv2.connectedComponentsWithStats(
+            holes.astype(np.uint8), connectivity=8
+        )
+        small_h = st_h[:, cv2.CC_STAT_AREA] <= p.bone_hole_mm2 / (sp * sp)
+        small_h[0] = False
+        seed |= small_h[lab_h]
     seed = cv2.morphologyEx(
         seed.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
     ).astype(bool)
-    n, lab, st, _ = cv2.connectedComponentsWithStats(seed.astype(np.uint8), connectivity=8)
+    bone = seed
+    n, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
     keep = st[:, cv2.CC_STAT_AREA] >= p.min_bone_mm2 / (sp * sp)
     keep[0] = False
-    seed = keep[lab]
-    if not seed.any():
-        return seed
-    # soft-tissue level just outside the seeds' outline
-    ring = cv2.dilate(seed.astype(np.uint8), _disc(1.0 / sp)).astype(bool) & ~seed & body
-    t_ring = np.where(ring, img + np.float32(p.bone_grow_k * noise), 0.0).astype(np.float32)
-    wsum = _resize(ring.astype(np.float32), cshape)
-    tsum = _resize(t_ring, cshape)
-    sig = p.bone_surface_mm / csp
-    num = _gauss(tsum, sig)
-    den = _gauss(wsum, sig)
-    surface = np.where(den > 1e-4, num / np.maximum(den, 1e-9), 1e6).astype(np.float32)
-    grown = (img > _resize(surface, (h, w))) & body
-    n, lab = cv2.connectedComponents((grown | seed).astype(np.uint8), connectivity=8)
-    seeded = np.zeros(n, dtype=bool)
-    seeded[np.unique(lab[seed])] = True
-    seeded[0] = False
-    bone = seeded[lab]
-    bone = cv2.morphologyEx(
-        bone.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
-    ).astype(bool)
-    bone = cv2.morphologyEx(bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1.0 / sp)).astype(bool)
-    return bone & body
+    # a small dense body is bone only if it has a cortex: its rim denser than its
+    # middle (ossification shows cortex and trabeculae, calcification does not;
+    # DOMAIN.md). Calcified clumps and globules fail this and stay soft tissue.
+    rim_px = p.cortex_mm / sp
+    for i in np.flatnonzero(keep):
+        x0, y0, bw, bh, area = (int(v) for v in st[i])
+        if area * sp * sp > p.rim_test_max_mm2:
+            continue
+        pad = 2
+        ys = slice(max(0, y0 - pad), min(h, y0 + bh + pad))
+        xs = slice(max(0, x0 - pad), min(w, x0 + bw + pad))
+        comp = (lab[ys, xs] == i).astype(np.uint8)
+        d = cv2.distanceTransform(comp, cv2.DIST_L2, 3)
+        t = tophat[ys, xs]
+        rim = (d > 0) & (d <= rim_px)
+        core = d > 2.0 * rim_px
+        if core.sum() < 4 or rim.sum() < 4:
+            keep[i] = False  # too thin for a cortex and a medulla: not a bone
+            continue
+        if float(np.median(t[rim])) < p.rim_ratio * float(np.median(t[core])):
+            keep[i] = False
+        if _DEBUG:
+            print(
+                "rim",
+                y0,
+                x0,
+                round(area * sp * sp),
+                float(np.median(t[rim])),
+                float(np.median(t[core])),
+                keep[i],
+            )
+    return keep[lab]
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -675,13 +732,11 @@ def _field_and_body(
             x0, y0, bw, bh, area = (int(v) for v in stats[i])
             if min(bw, bh) < px(p.collimation_min_mm):
                 continue
-            if area / float(bw * bh) < p.collimation_extent:
-                continue
-            # a band along a border, not a bone running off the film: its long side
-            # lies on the film's edge
-            vertical = bh >= 0.5 * h and (x0 == 0 or x0 + bw == w)
-            horizontal = bw >= 0.5 * w and (y0 == 0 or y0 + bh == h)
-            if not (vertical or horizontal):
+            comp = lab == i
+            # a band along a border, not a bone running off the film: it covers most of
+            # one side of the film (a rotated collimator gives a wedge, not a rectangle)
+            side = max(comp[0].mean(), comp[-1].mean(), comp[:, 0].mean(), comp[:, -1].mean())
+            if side < p.collimation_extent:
                 continue
             collimation |= lab == i
             confounders.append(
@@ -691,14 +746,32 @@ def _field_and_body(
                     area_mm2=round(area * area_px, 2),
                 )
             )
+    # collimator blades seen as long straight steps near a film edge, brighter outside
+    blades, blade_boxes = _collimator_blades(smooth, sp, p)
+    if blades.any():
+        collimation |= blades
+        for y0, x0, y1, x1 in blade_boxes:
+            confounders.append(
+                Confounder(
+                    kind="collimation",
+                    bbox=_bbox_native((y0, x0, y1, x1), scale_rc, native_shape),
+                    area_mm2=round(float(blades[y0:y1, x0:x1].sum()) * area_px, 2),
+                )
+            )
     exposed = ~collimation
 
-    # air: very dark and border-connected
+    if collimation.any():
+        # whatever the collimation encloses (burned-in text on it) is collimation too
+        outside = ~collimation
+        collimation |= outside & ~_border_components(outside) & _near(collimation, px(20.0))
+        exposed = ~collimation
+
+    # air: the darkest large mode of the histogram, border-connected
     sample = smooth[exposed]
-    p_lo, p_hi = (float(v) for v in np.percentile(sample, [0.5, 99.0]))
     med_noise = float(np.median(noise[exposed]))
-    air_thr = p_lo + max(p.air_frac * (p_hi - p_lo), p.air_k * med_noise)
-    air = _border_components((smooth < air_thr) & exposed)
+    air_thr = _air_threshold(sample, p, med_noise)
+    # the collimation counts as film edge: air may reach the border through it
+    air = _border_components(((smooth < air_thr) & exposed) | collimation) & exposed
     not_air = exposed & ~air
     if collimation.any():
         # the collimator's penumbra: non-air strips lying wholly along the collimation
@@ -741,13 +814,14 @@ def _field_and_body(
         # dense: clearly brighter than the air around it
         if float(np.max(img[y0 : y0 + bh, x0 : x0 + bw][comp])) < air_thr + 3.0 * med_noise:
             continue
-        if max(bw, bh) * sp <= p.text_max_mm:
+        on_edge = x0 == 0 or y0 == 0 or x0 + bw == w or y0 + bh == h
+        if max(bw, bh) * sp <= p.text_max_mm and not on_edge:
             text_mask[y0 : y0 + bh, x0 : x0 + bw] |= comp
             continue
         islands[y0 : y0 + bh, x0 : x0 + bw] |= comp
         confounders.append(
             Confounder(
-                kind="marker",
+                kind="collimation" if on_edge else "marker",
                 bbox=_bbox_native((y0, x0, y0 + bh, x0 + bw), scale_rc, native_shape),
                 area_mm2=round(area * area_px, 2),
             )
@@ -768,6 +842,105 @@ def _field_and_body(
                 )
             )
     return collimation, air, body, islands, (air_thr, med_noise), confounders
+
+
+def _collimator_blades(
+    smooth: np.ndarray, sp: float, p: AnatomyParams
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Regions outside straight collimator-blade edges.
+
+    For each side of the film, edge pixels in its outer ``blade_band`` whose outward
+    neighbour is brighter (unexposed film is more "attenuating" in canonical space) vote
+    for lines within ``blade_max_deg`` of the side's direction (a Hough transform over
+    intercept and slope); a line supported along ``blade_support`` of the side is a
+    blade, and everything beyond it is collimation.
+    """
+    h, w = smooth.shape
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
+    mag = np.hypot(gx, gy)
+    strong = float(np.percentile(mag, 99.5))
+    if strong <= 0:
+        return np.zeros((h, w), dtype=bool), []
+    thr = p.blade_edge_frac * strong
+    out = np.zeros((h, w), dtype=bool)
+    boxes: list[tuple[int, int, int, int]] = []
+    slopes = np.tan(np.deg2rad(np.arange(-p.blade_max_deg, p.blade_max_deg + 0.01, 0.5)))
+    # each side as "top": (outward derivative, transform to and from the side's frame)
+    sides = (
+        ("top", -gy),
+        ("bottom", gy),
+        ("left", -gx),
+        ("right", gx),
+    )
+    for side, outward in sides:
+        e = outward > thr  # intensity rises towards the film edge
+        if side == "bottom":
+            e = e[::-1]
+        elif side == "left":
+            e = e.T
+        elif side == "right":
+            e = e.T[::-1]
+        sh, sw = e.shape
+        band = int(p.blade_band * sh)
+        rr, cc = np.nonzero(e[:band])
+        if rr.size < 0.3 * sw:
+            continue
+        best = (0, 0.0, 0)
+        for sl in slopes:
+            a = np.round(rr - sl * cc).astype(np.int64)
+            ok = (a >= -band) & (a < 2 * band)
+            counts = np.bincount(a[ok] + band, minlength=3 * band)
+            # a blurred edge spreads over a few intercepts: count distinct columns
+            i = int(np.argmax(counts))
+            if counts[i] > best[0]:
+                best = (int(counts[i]), float(sl), i - band)
+        count, sl, a0 = best
+        if count < p.blade_support * sw:
+            continue
+        cols = np.arange(sw)
+        edge_row = a0 + sl * cols
+        region = np.arange(sh)[:, None] < (edge_row[None, :] + p.collimation_rim_mm / sp)
+        if side == "bottom":
+            region = region[::-1]
+        elif side == "left":
+            region = region.T
+        elif side == "right":
+            region = region[::-1].T
+        if region.mean() > 0.45:
+            continue
+        out |= region
+        bb = _mask_bbox(region)
+        if bb is not None:
+            boxes.append(bb)
+    return out, boxes
+
+
+def _air_threshold(sample: np.ndarray, p: AnatomyParams, noise: float) -> float:
+    """Upper limit of air: the valley after the darkest large histogram mode.
+
+    Air is the lowest-attenuation large mode of the film (often not its darkest pixels:
+    the black box behind burned-in text, scatter gradients). The histogram of the
+    exposed field's smoothed values is split by Otsu; the air mode is the peak of the
+    lower class and the threshold the valley between it and the Otsu split, but at
+    most ``air_frac`` of the dynamic range above the air mode.
+    """
+    lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    if hi <= lo:
+        return lo
+    otsu = _otsu(np.clip(sample, lo, hi))
+    hist, edges = np.histogram(sample, bins=128, range=(lo, hi))
+    hist = np.convolve(hist.astype(np.float64), np.ones(3) / 3.0, mode="same")
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    below = centers < otsu
+    if not below.any():
+        return lo + p.air_k * noise
+    mode_i = int(np.argmax(np.where(below, hist, -1.0)))
+    split_i = max(mode_i + 1, int(np.searchsorted(centers, otsu)))
+    valley_i = mode_i + int(np.argmin(hist[mode_i : split_i + 1]))
+    mode = float(centers[mode_i])
+    thr = min(float(centers[valley_i]), mode + p.air_frac * (hi - mode))
+    return max(thr, mode + p.air_k * noise)
 
 
 def _joint_spaces(

@@ -437,7 +437,8 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
         nr0, nc0 = r0 + int(ys.min()), c0 + int(xs.min())
         nr1, nc1 = r0 + int(ys.max()) + 1, c0 + int(xs.max()) + 1
         native = native[nr0 - r0 : nr1 - r0, nc0 - c0 : nc1 - c0]
-        features = {
+        features = {f"conf_{k}": round(v, 5) for k, v in conf_feats.items()}
+        features |= {
             "cnr_max": round(cnr_max, 3),
             "cnr_mean": round(float(np.mean([f["cnr"] for f in feats])), 3),
             "area_mm2": round(area_mm2, 3),
