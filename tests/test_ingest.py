@@ -35,7 +35,7 @@ from calcimg.errors import (
 )
 from calcimg.ingest import IngestParams, iter_inputs, iter_radiographs, read_radiograph
 from calcimg.radiograph import SpacingSource
-from tests.conftest import pydicom_testfile
+from realdata import pydicom_testfile
 
 CR_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1")
 DX_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1.1")

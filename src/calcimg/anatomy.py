@@ -532,11 +532,12 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         bone.astype(np.uint8), _disc(px(p.cortex_mm)), borderType=cv2.BORDER_CONSTANT, borderValue=1
     )
     cortex = bone & ~inner.astype(bool)
-    dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5).astype(
-        np.float32
-    ) * np.float32(sp)
-    if not bone.any():
-        dist[:] = np.float32(np.inf)
+    if bone.any():
+        dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5).astype(
+            np.float32
+        ) * np.float32(sp)
+    else:  # no bone on the film: cv2 returns huge sentinels that overflow when scaled
+        dist = np.full(bone.shape, np.inf, dtype=np.float32)
 
     # --- joint spaces: gaps closed between two different bones ---
     name_hint = _BODY_PART_JOINT.get((radiograph.body_part_examined or "").strip().upper())

@@ -1077,7 +1077,7 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
             raise NotAnImageError(
                 f"{name}: a {p.suffix.lower()} file without a DICOM header, not an image; skipped"
             ) from None
-        ds = _parse_without_meta(p.read_bytes(), name)
+        ds = _parse_without_meta(p, name)
     except CalcimgError:
         raise
     except Exception as exc:

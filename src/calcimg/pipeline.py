@@ -164,6 +164,22 @@ def _with_identity(r: Result, rg: Radiograph) -> Result:
     )
 
 
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars to Python, tuples to lists, NaN/inf to None.
+
+    The contract is strict JSON (no NaN); a descriptor that could not be measured is null.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _compose(
     rg: Radiograph,
     anatomy: AnatomyMap,
@@ -195,7 +211,9 @@ def _compose(
                 centroid_rc=(round(desc.centroid_rc[0], 2), round(desc.centroid_rc[1], 2)),
                 area_mm2=round(float(desc.area_mm2), 3),
                 n_particles=det.n_particles,
-                descriptors=dict(desc.descriptors),
+                # the sentences that drove the pattern choice travel with the
+                # descriptors, so explain, reports and the web page can show them
+                descriptors=_plain({**desc.descriptors, "drivers": list(desc.drivers)}),
                 location=desc.location,
                 categories=by_id_cat.get(det.id, ()),
             )

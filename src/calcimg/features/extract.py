@@ -36,7 +36,7 @@ from calcimg.features.masks import read_label_mask
 from calcimg.features.pseudonym import Pseudonymizer
 from calcimg.features.region import FeatureParams, region_features
 from calcimg.ingest import iter_inputs, iter_radiographs
-from calcimg.pipeline import analyze_radiograph
+from calcimg.pipeline import ContextFn, ContextLike, analyze_radiograph
 from calcimg.radiograph import Radiograph
 from calcimg.result import Category, Finding, Pattern, Result, Status
 
@@ -73,7 +73,7 @@ class Settings:
 
     config: Config
     params: FeatureParams
-    context: ClinicalContext | None = None
+    context: ClinicalContext | ContextFn | None = None
     image_level: bool = True
     pseudonymize: str | None = None
 
@@ -475,7 +475,7 @@ def iter_frame_rows(
 
 def make_settings(
     *,
-    context: ClinicalContext | Mapping[str, Any] | None,
+    context: ContextLike,
     config: Config | None,
     params: FeatureParams | Mapping[str, Any] | None,
     image_level: bool,
@@ -484,11 +484,9 @@ def make_settings(
     """Validate the user's arguments into :class:`Settings`."""
     if isinstance(params, Mapping):
         params = feature_params_from(params)
-    ctx = (
-        context
-        if isinstance(context, ClinicalContext | None)
-        else ClinicalContext.from_dict(context)
-    )
+    # A mapping is validated now; a ClinicalContext or a per-image resolver (a context
+    # CSV or sidecars, as `calcimg features --context-csv` builds) passes through.
+    ctx = ClinicalContext.from_dict(context) if isinstance(context, Mapping) else context
     if pseudonymize is not None and not pseudonymize:
         raise InputError("--pseudonymize needs a non-empty salt")
     return Settings(
