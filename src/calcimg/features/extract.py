@@ -73,7 +73,9 @@ class Settings:
 
     config: Config
     params: FeatureParams
-    context: ClinicalContext | None = None
+    context: Any = None
+    """A ClinicalContext, or a picklable callable ``Radiograph -> ClinicalContext | None``
+    (the CLI's per-image resolver of sidecar files and context tables)."""
     image_level: bool = True
     pseudonymize: str | None = None
 
@@ -361,7 +363,7 @@ def _frame_rows(
     params = settings.params
     result: Result | None = None
     if job.mask is None:
-        result = analyze_radiograph(rg, context=settings.context, config=settings.config)
+        result = analyze_radiograph(rg, context=settings.context, config=settings.config)  # type: ignore[arg-type,unused-ignore]
         if result.status is not Status.OK:
             row["status"] = str(result.status)
             row["error"] = None if result.error is None else result.error.message
@@ -475,7 +477,7 @@ def iter_frame_rows(
 
 def make_settings(
     *,
-    context: ClinicalContext | Mapping[str, Any] | None,
+    context: Any,
     config: Config | None,
     params: FeatureParams | Mapping[str, Any] | None,
     image_level: bool,
@@ -484,11 +486,9 @@ def make_settings(
     """Validate the user's arguments into :class:`Settings`."""
     if isinstance(params, Mapping):
         params = feature_params_from(params)
-    ctx = (
-        context
-        if isinstance(context, ClinicalContext | None)
-        else ClinicalContext.from_dict(context)
-    )
+    # a mapping is validated now (a caller's error raises); a ClinicalContext or a
+    # per-image resolver (callable) goes to the pipeline as it is
+    ctx = ClinicalContext.from_dict(context) if isinstance(context, Mapping) else context
     if pseudonymize is not None and not pseudonymize:
         raise InputError("--pseudonymize needs a non-empty salt")
     return Settings(
