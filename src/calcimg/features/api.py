@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from calcimg.config import Config
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 Inputs = ImageSource | Iterable[ImageSource]
-ContextLike = ClinicalContext | Mapping[str, Any] | None
+ContextLike = ClinicalContext | Mapping[str, Any] | Callable[..., Any] | None
 ParamsLike = FeatureParams | Mapping[str, Any] | None
 
 
@@ -109,8 +109,10 @@ def extract_features(
     paths_or_datasets : path, pydicom.Dataset, or an iterable of them
         DICOM files, folders (searched recursively), DICOMDIRs, PNG/TIFF exports, or
         batch CSVs with ``Image`` (and optional ``Mask``) columns.
-    context : ClinicalContext or mapping, optional
-        Clinical context for the rule layer (category scores).
+    context : ClinicalContext, mapping or callable, optional
+        Clinical context for the rule layer (category scores); a callable (e.g.
+        ``calcimg.context.ContextResolver``, where the pipeline supports it) gives each
+        radiograph its own.
     params : FeatureParams or mapping, optional
         Feature parameters (``bin_width``, ``ring_width_mm``, ...).
     config : Config, optional

@@ -74,6 +74,8 @@ class Settings:
     config: Config
     params: FeatureParams
     context: ClinicalContext | ContextFn | None = None
+    """A ClinicalContext, or a picklable callable ``Radiograph -> ClinicalContext | None``
+    (the CLI's per-image resolver of sidecar files and context tables)."""
     image_level: bool = True
     pseudonymize: str | None = None
 
@@ -361,7 +363,7 @@ def _frame_rows(
     params = settings.params
     result: Result | None = None
     if job.mask is None:
-        result = analyze_radiograph(rg, context=settings.context, config=settings.config)
+        result = analyze_radiograph(rg, context=settings.context, config=settings.config)  # type: ignore[arg-type,unused-ignore]
         if result.status is not Status.OK:
             row["status"] = str(result.status)
             row["error"] = None if result.error is None else result.error.message
@@ -484,8 +486,8 @@ def make_settings(
     """Validate the user's arguments into :class:`Settings`."""
     if isinstance(params, Mapping):
         params = feature_params_from(params)
-    # A mapping is validated now; a ClinicalContext or a per-image resolver (a context
-    # CSV or sidecars, as `calcimg features --context-csv` builds) passes through.
+    # a mapping is validated now (a caller's error raises); a ClinicalContext or a
+    # per-image resolver (callable) goes to the pipeline as it is
     ctx = ClinicalContext.from_dict(context) if isinstance(context, Mapping) else context
     if pseudonymize is not None and not pseudonymize:
         raise InputError("--pseudonymize needs a non-empty salt")

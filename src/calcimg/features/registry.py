@@ -457,26 +457,30 @@ def feature_names(level: str) -> list[str]:
 def render_text() -> str:
     """The dictionary as plain text for ``calcimg features --list``."""
     lines = []
-    group = None
-    for f in FEATURES:
-        if f.group != group:
-            group = f.group
-            lines.append(f"\n[{group}]")
-        std = f"  [{f.standard}]" if f.standard else ""
-        lines.append(f"{f.name} ({f.unit}; {f.level}): {f.definition}{std}")
+    for group, members in _grouped():
+        lines.append(f"\n[{group}]")
+        for f in members:
+            std = f"  [{f.standard}]" if f.standard else ""
+            lines.append(f"{f.name} ({f.unit}; {f.level}): {f.definition}{std}")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def render_markdown() -> str:
     """The dictionary as the tables of ``docs/features.md``."""
     out = []
-    group = None
-    for f in FEATURES:
-        if f.group != group:
-            group = f.group
-            out.append(f"\n### {group}\n")
-            out.append("| name | level | unit | definition | standard |")
-            out.append("|---|---|---|---|---|")
-        cells = [f"`{f.name}`", f.level, f.unit, f.definition, f.standard]
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    for group, members in _grouped():
+        out.append(f"\n### {group}\n")
+        out.append("| name | level | unit | definition | standard |")
+        out.append("|---|---|---|---|---|")
+        for f in members:
+            cells = [f"`{f.name}`", f.level, f.unit, f.definition, f.standard]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _grouped() -> list[tuple[str, list[Feature]]]:
+    """Features by group, groups in order of first appearance."""
+    groups: dict[str, list[Feature]] = {}
+    for f in FEATURES:
+        groups.setdefault(f.group, []).append(f)
+    return list(groups.items())
