@@ -119,6 +119,54 @@ def _region_points(f: Finding, label_mask: np.ndarray | None) -> np.ndarray:
     return box
 
 
+def _image_library_ok(source: Dataset) -> bool:
+    """Whether highdicom can describe the source in the image library (TID 1603).
+
+    It reads (0020,0020) Patient Orientation and (0018,1164) Imager Pixel Spacing of
+    projection images and fails when either is missing, as on many CRs (RG3 has
+    neither); the library is optional (TID 1500 row 5), so it is left out then.
+    """
+    orientation = source.get("PatientOrientation", None)
+    spacing = source.get("ImagerPixelSpacing", None)
+    return (
+        source.get("Modality", None) in ("CR", "DX", "MG")
+        and orientation is not None
+        and len(orientation) == 2
+        and all(str(v) for v in orientation)
+        and spacing is not None
+        and len(spacing) == 2
+    )
+
+
+# Type 2 attributes highdicom copies from the evidence into the SR and SEG (Patient,
+# General Study modules); some exports omit them, and highdicom then fails.
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+def _evidence(source: Dataset) -> Dataset:
+    """The source's attributes (pixel data left out), Type 2 gaps filled with empty values."""
+    ds = Dataset()
+    for elem in source:
+        if elem.keyword != "PixelData":
+            ds.add(elem)
+    if hasattr(source, "file_meta"):
+        ds.file_meta = source.file_meta
+    for keyword in _TYPE2_COPIED:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
 def _check(result: Result, source: Dataset) -> None:
     if result.status is not Status.OK or result.image is None:
         raise DicomResultsError(
@@ -171,6 +219,7 @@ def sr_dataset(
     import highdicom as hd
 
     _check(result, source)
+    source = _evidence(source)
     algorithm = hd.sr.AlgorithmIdentification(name="calcimg", version=__version__)
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -253,9 +302,7 @@ def sr_dataset(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
-        # the image library (TID 1600) describes projection images from (0018,1164)
-        # Imager Pixel Spacing; highdicom fails without it, so leave it out then
-        referenced_images=[source] if "ImagerPixelSpacing" in source else None,
+        referenced_images=[source] if _image_library_ok(source) else None,
     )
     sr = hd.sr.ComprehensiveSR(
         evidence=[source],
@@ -284,6 +331,7 @@ def seg_dataset(result: Result, source: Dataset, *, series_number: int = 902) ->
     import highdicom as hd
 
     _check(result, source)
+    source = _evidence(source)
     if not result.findings:
         raise DicomResultsError(f"{result.source}: no findings; a SEG needs a segment")
     if result.label_mask is None:

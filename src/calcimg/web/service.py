@@ -262,7 +262,28 @@ class Service:
                 self._done.wait(min(left, 0.5))
         return True
 
+    def _warm_up(self) -> None:
+        """Run the stages once on a small blank film so the first real image does not
+        pay for lazy imports and first-call set-up (about 1 s)."""
+        try:
+            from calcimg.radiograph import SpacingSource
+
+            blank = np.full((256, 256), 1000.0, dtype=np.float32)
+            rg = Radiograph(
+                pixels=blank,
+                pixel_spacing_mm=(0.2, 0.2),
+                spacing_source=SpacingSource.ASSUMED,
+                calibrated=False,
+            )
+            result = analyze_radiograph(rg, config=self.config)
+            base = render.display_base(rg)
+            render.thumbnail_png(base, 0.5, 1.0, [], rg.shape)
+            render.finding_outlines(result.label_mask, result.findings)
+        except Exception:  # warming up is an optimisation only
+            log.debug("warm-up failed", exc_info=True)
+
     def _run(self) -> None:
+        self._warm_up()
         while True:
             image_id = self._queue.get()
             if image_id is None:
