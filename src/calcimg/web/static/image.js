@@ -73,11 +73,22 @@
   document.getElementById("show-outlines").addEventListener("change", (ev) => {
     stage.classList.toggle("hidden-outlines", !ev.target.checked);
   });
-  // hovering a finding card highlights its outline, and the other way round
+  // zoom onto one finding: its box fills about a third of the viewport
+  function focusFinding(id) {
+    const box = document.querySelector("#outline-" + id + " rect.box");
+    if (!box) return;
+    const x = +box.getAttribute("x"), y = +box.getAttribute("y");
+    const w = +box.getAttribute("width"), h = +box.getAttribute("height");
+    scale = Math.min(Math.max(Math.min(vp.clientWidth / (3 * w), vp.clientHeight / (3 * h)), fitScale), fitScale * 16);
+    tx = vp.clientWidth / 2 - (x + w / 2) * scale; ty = vp.clientHeight / 2 - (y + h / 2) * scale;
+    apply();
+  }
+  // hovering a finding card highlights its outline; clicking its title zooms onto it
   document.querySelectorAll(".card.finding").forEach((card) => {
     const g = document.getElementById("outline-" + card.dataset.finding);
     card.addEventListener("mouseenter", () => { card.classList.add("active"); if (g) g.classList.add("active"); });
     card.addEventListener("mouseleave", () => { card.classList.remove("active"); if (g) g.classList.remove("active"); });
+    card.querySelector("h2").addEventListener("click", () => focusFinding(card.dataset.finding));
   });
   fit();
 })();
