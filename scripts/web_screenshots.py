@@ -98,11 +98,12 @@ def install_truth_stand_in(folder: Path, names: tuple[str, ...]) -> None:
         findings, image = [], {}
         for d in descriptions.items:
             cat = Category(d.drivers[0])  # the truth's expected category
+            subtype = d.drivers[1].replace("_", " ")
             score = CategoryScore(
                 name=cat,
                 score=0.62,
                 evidence=(
-                    f"{d.pattern.value.replace('_', ' ')} pattern ({d.drivers[1].replace('_', ' ')})",
+                    f"{d.pattern.value.replace('_', ' ')} pattern ({subtype})",
                     "stand-in: category taken from the synthetic truth",
                 ),
             )

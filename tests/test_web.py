@@ -417,6 +417,11 @@ def test_browser_upload_view_acknowledge_restart(
                 "e => { e.value = 0.9; e.dispatchEvent(new Event('input')); }"
             )
             page.wait_for_function("document.getElementById('film').src.includes('wc=0.9000')")
+            # the instant preview filter is dropped once the server's rendering is in
+            page.wait_for_function(
+                "document.getElementById('film').complete"
+                " && document.getElementById('film').style.filter === ''"
+            )
             page.click("#zoom-in")
             expect(page.locator("#zoom-label")).to_have_text("150%")
             # acknowledge

@@ -76,7 +76,13 @@ def _windowed(base: np.ndarray, wc: float, ww: float) -> np.ndarray:
 
 def render_png(base: np.ndarray, wc: float, ww: float) -> bytes:
     """An 8-bit grayscale PNG of ``base`` under window (``wc``, ``ww``) (normalised)."""
-    ok, buf = cv2.imencode(".png", _windowed(base, wc, ww), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    params = [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        1,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]
+    ok, buf = cv2.imencode(".png", _windowed(base, wc, ww), params)
     if not ok:  # pragma: no cover - OpenCV only fails on invalid arrays
         raise ValueError("PNG encoding failed")
     return bytes(buf)

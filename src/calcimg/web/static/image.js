@@ -21,12 +21,31 @@
   let scale = 1, fitScale = 1, tx = 0, ty = 0;
 
   center.value = wc0; width.value = ww0;
+  // While the server renders the new window, preview it at once with a linear SVG
+  // filter on the 8-bit film: v' = v * w0/w1 + (c0 - c1 + (w1 - w0)/2) / w1, exact except
+  // where the shown window had already clipped.
+  let shown = [wc0, ww0];
+  const funcs = document.querySelectorAll("#wl-preview feFuncR, #wl-preview feFuncG, #wl-preview feFuncB");
+  function preview(c1, w1) {
+    const [c0, w0] = shown;
+    const slope = w0 / w1, icpt = (c0 - c1 + (w1 - w0) / 2) / w1;
+    funcs.forEach((f) => { f.setAttribute("slope", slope); f.setAttribute("intercept", icpt); });
+    film.style.filter = "url(#wl-preview)";
+  }
+  film.addEventListener("load", () => {
+    const m = /wc=([-0-9.]+)&ww=([0-9.]+)/.exec(film.src);
+    if (m) shown = [+m[1], +m[2]];
+    film.style.filter = "";
+    preview(+center.value, +width.value);  // the sliders may have moved meanwhile
+    if (shown[0] === +(+center.value).toFixed(4) && shown[1] === +(+width.value).toFixed(4)) film.style.filter = "";
+  });
   let timer = null;
   function rerender() {
+    preview(+center.value, +width.value);
     clearTimeout(timer);
     timer = setTimeout(() => {
       film.src = "/image/" + vp.dataset.id + "/film.png?wc=" + (+center.value).toFixed(4) + "&ww=" + (+width.value).toFixed(4);
-    }, 120);
+    }, 250);
   }
   center.addEventListener("input", rerender);
   width.addEventListener("input", rerender);
