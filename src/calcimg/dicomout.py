@@ -388,6 +388,9 @@ def seg_dataset(result: Result, source: Dataset, *, series_number: int = 902) ->
 def write_dicom_results(result: Result, source_dataset: Dataset, out_dir: str | Path) -> list[Path]:
     """Write the SR (always) and the SEG (when there are findings) of one result.
 
+    The SEG needs the in-memory ``label_mask`` (a freshly analysed result) and a
+    single-frame source; otherwise only the SR is written.
+
     Files are named after the source's SOP Instance UID (and frame, when not 0) so that
     one folder can hold the results of a whole batch:
     ``UID.SR.dcm`` and ``UID.SEG.dcm``.
@@ -421,7 +424,11 @@ def write_dicom_results(result: Result, source_dataset: Dataset, out_dir: str | 
     path = out / f"{stem}.SR.dcm"
     sr.save_as(path, enforce_file_format=True)
     written.append(path)
-    if result.findings and result.label_mask is not None:
+    # highdicom segments every frame of a multi-frame source; calcimg has one frame's mask
+    single_frame = int(source_dataset.get("NumberOfFrames", 1) or 1) == 1
+    if not single_frame:
+        log.info("%s: multi-frame source; SEG not written (SR only)", result.source)
+    if result.findings and result.label_mask is not None and single_frame:
         seg = seg_dataset(result, source_dataset)
         path = out / f"{stem}.SEG.dcm"
         seg.save_as(path, enforce_file_format=True)

@@ -113,8 +113,9 @@ class DataPaths:
         return self.dicom / self._checked(image_id)
 
     def make(self) -> None:
+        # patient images: readable by the server's user only
         for d in (self.root, self.incoming, self.results, self.render, self.dicom):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
