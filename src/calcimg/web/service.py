@@ -264,14 +264,20 @@ class Service:
         return True
 
     def _warm_up(self) -> None:
-        """Run the stages once on a small blank film so the first real image does not
+        """Run the stages once on a small drawn film so the first real image does not
         pay for lazy imports and first-call set-up (about 1 s)."""
         try:
             from calcimg.radiograph import SpacingSource
 
-            blank = np.full((256, 256), 1000.0, dtype=np.float32)
+            # a small limb-like film (air, soft tissue, a bone band), not a uniform one:
+            # stages may rightly refuse an image with nothing in it
+            cols = np.arange(256, dtype=np.float32)
+            row = np.where(cols < 32, 150.0, 1200.0 + 4.0 * cols)
+            row[110:150] = 2800.0
+            noise = np.random.default_rng(0).normal(0.0, 15.0, (256, 256))
+            film = (row[None, :] + noise).astype(np.float32)
             rg = Radiograph(
-                pixels=blank,
+                pixels=film,
                 pixel_spacing_mm=(0.2, 0.2),
                 spacing_source=SpacingSource.ASSUMED,
                 calibrated=False,
