@@ -79,11 +79,7 @@ def test_api_analyze_returns_contract_result(server: LiveServer, flagged_dcm: Pa
 
 def test_api_results_list_filter_and_detail(server: LiveServer, flagged_dcm: Path) -> None:
     first = _analyze(server, flagged_dcm)
-    plain = server.service.paths.root.parent / "plain.png"
-    import cv2
-    import numpy as np
-
-    cv2.imwrite(str(plain), np.full((64, 64), 100, dtype=np.uint8))
+    plain = make_cr(server.service.paths.root.parent / "plain.dcm", blobs=False)
     second = _analyze(server, plain)
     assert second["status"] == "ok" and second["flag"] is False
     rows = httpx.get(f"{server.url}/api/results").json()
