@@ -347,6 +347,7 @@ def test_unreadable_dicom_is_an_error_entry(server: LiveServer) -> None:
         pytest.skip(f"shared corpus not found at {SHARED}")
     d = _analyze(server, broken)
     assert d["status"] == "error" and d["flag"] is False
+    assert d["thumbnail_url"] is None  # nothing to show: no broken image on the worklist
     assert d["result"]["error"]["type"] in ("DicomReadError", "PixelDecodeError", "NotAnImageError")
     page = httpx.get(f"{server.url}/image/{d['id']}")
     assert page.status_code == 200 and "could not be read" in page.text
