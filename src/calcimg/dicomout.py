@@ -41,6 +41,7 @@ __all__ = [
     "seg_dataset",
     "sr_dataset",
     "write_dicom_results",
+    "write_dicom_results_for_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -434,3 +435,31 @@ def write_dicom_results(result: Result, source_dataset: Dataset, out_dir: str | 
         seg.save_as(path, enforce_file_format=True)
         written.append(path)
     return written
+
+
+def write_dicom_results_for_file(
+    result: Result, source_path: str | Path, out_dir: str | Path
+) -> list[Path]:
+    """:func:`write_dicom_results` for a result of ``calcimg analyze``, by source path.
+
+    For batch use (``calcimg analyze ... --dicom-out DIR``): reads the source's header
+    (no pixel data) and writes its SR and SEG. Results that are not ``ok`` and sources
+    that are not DICOM (PNG/TIFF exports) give no files and no error.
+
+    Returns
+    -------
+    list of Path
+        The files written (possibly none).
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if result.status is not Status.OK or result.image is None:
+        return []
+    try:
+        source = pydicom.dcmread(source_path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError):
+        return []
+    if "SOPInstanceUID" not in source or "Rows" not in source:
+        return []
+    return write_dicom_results(result, source, out_dir)
