@@ -288,6 +288,9 @@ def test_serve_refuses_public_host_without_token(
     assert code == 2
     assert "is not a loopback address" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything was created
+    code = main(["serve", "--data", str(tmp_path / "d"), "--context", "labs.json"])
+    assert code == 2
+    assert "serve does not take it" in capsys.readouterr().err
 
 
 # -------------------------------------------------------------- intake, persistence
