@@ -11,10 +11,10 @@ from typing import Any
 import pydicom
 import pytest
 
+from _webfakes import fake_stages, free_port, make_cr
 from calcimg.dicomnode import DicomNode, Forwarder, parse_destination
 from calcimg.errors import ConfigError
 from calcimg.web.service import Service
-from tests._webfakes import fake_stages, free_port, make_cr
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 if not SHARED.is_dir():  # a worktree under /work/wt: the corpus sits at /work/shared

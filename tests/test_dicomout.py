@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from _webfakes import fake_stages, make_cr
 from calcimg.dicomout import (
     CALCIMG_SCHEME,
     DicomResultsError,
@@ -29,7 +30,6 @@ from calcimg.result import (
     Result,
     Status,
 )
-from tests._webfakes import fake_stages, make_cr
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 if not SHARED.is_dir():  # a worktree under /work/wt: the corpus sits at /work/shared

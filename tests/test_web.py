@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from _webfakes import LiveServer, fake_stages, make_cr, raw_get
 from calcimg.cli import main
 from calcimg.cli.serve import check_binding, is_loopback
 from calcimg.errors import ConfigError
@@ -16,7 +17,6 @@ from calcimg.result import validate_result_dict
 from calcimg.web.service import Service, sniff_kind
 from calcimg.web.store import ImageRow, utc_now
 from calcimg.web.watch import FolderWatcher
-from tests._webfakes import LiveServer, fake_stages, make_cr, raw_get
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 if not SHARED.is_dir():  # a worktree under /work/wt: the corpus sits at /work/shared
