@@ -31,21 +31,28 @@ BLOBS_RC = ((150, 140, 9), (330, 360, 6))
 """(row, col, radius px) of the bright discs drawn on the test film."""
 
 
-def film_pixels(rows: int = 512, cols: int = 512) -> np.ndarray:
+def film_pixels(rows: int = 512, cols: int = 512, *, blobs: bool = True) -> np.ndarray:
     """A 12-bit soft-tissue-like film with two bright discs (MONOCHROME2)."""
     rng = np.random.default_rng(7)
     rr, cc = np.mgrid[0:rows, 0:cols]
     img = 1200.0 + 400.0 * np.sin(rr / rows * np.pi) + rng.normal(0, 20, (rows, cols))
     img[:, : cols // 8] = 150.0  # air beside the limb
-    for r, c, rad in BLOBS_RC:
+    for r, c, rad in BLOBS_RC if blobs else ():
         r, c = r * rows // 512, c * cols // 512
         img[(rr - r) ** 2 + (cc - c) ** 2 <= rad**2] = 3600.0
     return np.clip(img, 0, 4095).astype(np.uint16)
 
 
-def make_cr(path: Path, *, rows: int = 512, cols: int = 512, patient: str = "TEST^FLAGGED") -> Path:
-    """Write a small CR with two calcification-like blobs; returns the path."""
-    pixels = film_pixels(rows, cols)
+def make_cr(
+    path: Path,
+    *,
+    rows: int = 512,
+    cols: int = 512,
+    patient: str = "TEST^FLAGGED",
+    blobs: bool = True,
+) -> Path:
+    """Write a small CR with two calcification-like blobs (or none); returns the path."""
+    pixels = film_pixels(rows, cols, blobs=blobs)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CRImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()

@@ -18,6 +18,7 @@ from calcimg.dicomout import (
     DicomResultsError,
     sr_dataset,
     write_dicom_results,
+    write_dicom_results_for_file,
 )
 from calcimg.pipeline import analyze
 from calcimg.result import (
@@ -191,3 +192,23 @@ def test_refuses_results_that_do_not_belong(
     with pytest.raises(DicomResultsError, match="result status is error"):
         write_dicom_results(failed, source, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_helper_by_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``calcimg analyze --dicom-out`` calls: DICOM sources only, ok results only."""
+    import cv2
+
+    from calcimg.pipeline import analyze_file
+
+    fake_stages(monkeypatch)
+    path = make_cr(tmp_path / "knee.dcm")
+    (result,) = analyze_file(path)
+    written = write_dicom_results_for_file(result, path, tmp_path / "out")
+    assert sorted(p.name.split(".")[-2] for p in written) == ["SEG", "SR"]
+    png = tmp_path / "export.png"
+    cv2.imwrite(str(png), (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8))
+    (png_result,) = analyze_file(png)
+    assert write_dicom_results_for_file(png_result, png, tmp_path / "out2") == []
+    failed = dataclasses.replace(result, status=Status.ERROR)
+    assert write_dicom_results_for_file(failed, path, tmp_path / "out3") == []
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()

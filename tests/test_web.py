@@ -79,11 +79,7 @@ def test_api_analyze_returns_contract_result(server: LiveServer, flagged_dcm: Pa
 
 def test_api_results_list_filter_and_detail(server: LiveServer, flagged_dcm: Path) -> None:
     first = _analyze(server, flagged_dcm)
-    plain = server.service.paths.root.parent / "plain.png"
-    import cv2
-    import numpy as np
-
-    cv2.imwrite(str(plain), np.full((64, 64), 100, dtype=np.uint8))
+    plain = make_cr(server.service.paths.root.parent / "plain.dcm", blobs=False)
     second = _analyze(server, plain)
     assert second["status"] == "ok" and second["flag"] is False
     rows = httpx.get(f"{server.url}/api/results").json()
@@ -292,6 +288,9 @@ def test_serve_refuses_public_host_without_token(
     assert code == 2
     assert "is not a loopback address" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything was created
+    code = main(["serve", "--data", str(tmp_path / "d"), "--context", "labs.json"])
+    assert code == 2
+    assert "serve does not take it" in capsys.readouterr().err
 
 
 # -------------------------------------------------------------- intake, persistence
@@ -351,6 +350,7 @@ def test_unreadable_dicom_is_an_error_entry(server: LiveServer) -> None:
         pytest.skip(f"shared corpus not found at {SHARED}")
     d = _analyze(server, broken)
     assert d["status"] == "error" and d["flag"] is False
+    assert d["thumbnail_url"] is None  # nothing to show: no broken image on the worklist
     assert d["result"]["error"]["type"] in ("DicomReadError", "PixelDecodeError", "NotAnImageError")
     page = httpx.get(f"{server.url}/image/{d['id']}")
     assert page.status_code == 200 and "could not be read" in page.text
@@ -417,6 +417,11 @@ def test_browser_upload_view_acknowledge_restart(
                 "e => { e.value = 0.9; e.dispatchEvent(new Event('input')); }"
             )
             page.wait_for_function("document.getElementById('film').src.includes('wc=0.9000')")
+            # the instant preview filter is dropped once the server's rendering is in
+            page.wait_for_function(
+                "document.getElementById('film').complete"
+                " && document.getElementById('film').style.filter === ''"
+            )
             page.click("#zoom-in")
             expect(page.locator("#zoom-label")).to_have_text("150%")
             # acknowledge

@@ -41,6 +41,7 @@ __all__ = [
     "seg_dataset",
     "sr_dataset",
     "write_dicom_results",
+    "write_dicom_results_for_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,54 @@ def _region_points(f: Finding, label_mask: np.ndarray | None) -> np.ndarray:
     return box
 
 
+def _image_library_ok(source: Dataset) -> bool:
+    """Whether highdicom can describe the source in the image library (TID 1603).
+
+    It reads (0020,0020) Patient Orientation and (0018,1164) Imager Pixel Spacing of
+    projection images and fails when either is missing, as on many CRs (RG3 has
+    neither); the library is optional (TID 1500 row 5), so it is left out then.
+    """
+    orientation = source.get("PatientOrientation", None)
+    spacing = source.get("ImagerPixelSpacing", None)
+    return (
+        source.get("Modality", None) in ("CR", "DX", "MG")
+        and orientation is not None
+        and len(orientation) == 2
+        and all(str(v) for v in orientation)
+        and spacing is not None
+        and len(spacing) == 2
+    )
+
+
+# Type 2 attributes highdicom copies from the evidence into the SR and SEG (Patient,
+# General Study modules); some exports omit them, and highdicom then fails.
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+def _evidence(source: Dataset) -> Dataset:
+    """The source's attributes (pixel data left out), Type 2 gaps filled with empty values."""
+    ds = Dataset()
+    for elem in source:
+        if elem.keyword != "PixelData":
+            ds.add(elem)
+    if hasattr(source, "file_meta"):
+        ds.file_meta = source.file_meta
+    for keyword in _TYPE2_COPIED:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
 def _check(result: Result, source: Dataset) -> None:
     if result.status is not Status.OK or result.image is None:
         raise DicomResultsError(
@@ -171,6 +220,7 @@ def sr_dataset(
     import highdicom as hd
 
     _check(result, source)
+    source = _evidence(source)
     algorithm = hd.sr.AlgorithmIdentification(name="calcimg", version=__version__)
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -253,9 +303,7 @@ def sr_dataset(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
-        # the image library (TID 1600) describes projection images from (0018,1164)
-        # Imager Pixel Spacing; highdicom fails without it, so leave it out then
-        referenced_images=[source] if "ImagerPixelSpacing" in source else None,
+        referenced_images=[source] if _image_library_ok(source) else None,
     )
     sr = hd.sr.ComprehensiveSR(
         evidence=[source],
@@ -284,6 +332,7 @@ def seg_dataset(result: Result, source: Dataset, *, series_number: int = 902) ->
     import highdicom as hd
 
     _check(result, source)
+    source = _evidence(source)
     if not result.findings:
         raise DicomResultsError(f"{result.source}: no findings; a SEG needs a segment")
     if result.label_mask is None:
@@ -340,6 +389,9 @@ def seg_dataset(result: Result, source: Dataset, *, series_number: int = 902) ->
 def write_dicom_results(result: Result, source_dataset: Dataset, out_dir: str | Path) -> list[Path]:
     """Write the SR (always) and the SEG (when there are findings) of one result.
 
+    The SEG needs the in-memory ``label_mask`` (a freshly analysed result) and a
+    single-frame source; otherwise only the SR is written.
+
     Files are named after the source's SOP Instance UID (and frame, when not 0) so that
     one folder can hold the results of a whole batch:
     ``UID.SR.dcm`` and ``UID.SEG.dcm``.
@@ -373,9 +425,41 @@ def write_dicom_results(result: Result, source_dataset: Dataset, out_dir: str | 
     path = out / f"{stem}.SR.dcm"
     sr.save_as(path, enforce_file_format=True)
     written.append(path)
-    if result.findings and result.label_mask is not None:
+    # highdicom segments every frame of a multi-frame source; calcimg has one frame's mask
+    single_frame = int(source_dataset.get("NumberOfFrames", 1) or 1) == 1
+    if not single_frame:
+        log.info("%s: multi-frame source; SEG not written (SR only)", result.source)
+    if result.findings and result.label_mask is not None and single_frame:
         seg = seg_dataset(result, source_dataset)
         path = out / f"{stem}.SEG.dcm"
         seg.save_as(path, enforce_file_format=True)
         written.append(path)
     return written
+
+
+def write_dicom_results_for_file(
+    result: Result, source_path: str | Path, out_dir: str | Path
+) -> list[Path]:
+    """:func:`write_dicom_results` for a result of ``calcimg analyze``, by source path.
+
+    For batch use (``calcimg analyze ... --dicom-out DIR``): reads the source's header
+    (no pixel data) and writes its SR and SEG. Results that are not ``ok`` and sources
+    that are not DICOM (PNG/TIFF exports) give no files and no error.
+
+    Returns
+    -------
+    list of Path
+        The files written (possibly none).
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if result.status is not Status.OK or result.image is None:
+        return []
+    try:
+        source = pydicom.dcmread(source_path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError):
+        return []
+    if "SOPInstanceUID" not in source or "Rows" not in source:
+        return []
+    return write_dicom_results(result, source, out_dir)

@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     from calcimg.web.watch import FolderWatcher
 
     check_binding(args.host, args.token)
+    if getattr(args, "context", None):
+        raise ConfigError(
+            "--context gives one patient's labs and history; the worklist serves many "
+            "patients, so serve does not take it (analyse with context: calcimg analyze)"
+        )
     dicom_host = args.dicom_host or args.host
     if args.dicom_port is not None and not is_loopback(dicom_host) and not args.token:
         raise ConfigError(f"--dicom-host {dicom_host} is not a loopback address; see --token")

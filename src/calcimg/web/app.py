@@ -109,6 +109,7 @@ def create_app(
     templates = Jinja2Templates(directory=str(_package_dir("templates")))
     templates.env.globals.update(version=__version__, auth=token is not None)
     templates.env.filters["num"] = format_number
+    templates.env.globals["has_thumb"] = lambda image_id: svc.paths.thumb(image_id).is_file()
     app.mount("/static", StaticFiles(directory=str(_package_dir("static"))), name="static")
 
     # ------------------------------------------------------------------ security
@@ -243,13 +244,13 @@ def create_app(
         flagged: bool | None = None, limit: Annotated[int, Query(ge=1, le=5000)] = 200
     ) -> list[dict[str, Any]]:
         """Worklist entries, newest first (``flagged=true`` for flagged images only)."""
-        return [_summary(r) for r in svc.store.list(flagged=flagged, limit=limit)]
+        return [_summary(r, svc) for r in svc.store.list(flagged=flagged, limit=limit)]
 
     @app.get("/api/results/{image_id}", tags=["results"])
     def api_result(image_id: str) -> dict[str, Any]:
         """One entry with its full result (``calcimg.result/1``) once analysed."""
         row = _row_or_404(svc, image_id)
-        d = _summary(row)
+        d = _summary(row, svc)
         d["result"] = svc.result_dict(image_id)
         meta = svc.meta(image_id)
         d["outlines"] = None if meta is None else meta["outlines"]
@@ -278,19 +279,20 @@ def create_app(
 
             done = await anyio.to_thread.run_sync(svc.wait, row.id, wait)
             if done is not None and done.state == "done":
-                d = _summary(done)
+                d = _summary(done, svc)
                 d["result"] = svc.result_dict(row.id)
                 return JSONResponse(d, status_code=200)
-        return JSONResponse(_summary(row), status_code=202)
+        return JSONResponse(_summary(row, svc), status_code=202)
 
     return app
 
 
-def _summary(row: ImageRow) -> dict[str, Any]:
+def _summary(row: ImageRow, svc: Service) -> dict[str, Any]:
     d = row.to_dict()
     del d["file_name"]  # internal
     d["url"] = f"/image/{row.id}"
-    d["thumbnail_url"] = f"/image/{row.id}/thumb.png" if row.state == "done" else None
+    has_thumb = row.state == "done" and svc.paths.thumb(row.id).is_file()
+    d["thumbnail_url"] = f"/image/{row.id}/thumb.png" if has_thumb else None
     return d
 
 

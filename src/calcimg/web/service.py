@@ -113,8 +113,9 @@ class DataPaths:
         return self.dicom / self._checked(image_id)
 
     def make(self) -> None:
+        # patient images: readable by the server's user only
         for d in (self.root, self.incoming, self.results, self.render, self.dicom):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -262,7 +263,34 @@ class Service:
                 self._done.wait(min(left, 0.5))
         return True
 
+    def _warm_up(self) -> None:
+        """Run the stages once on a small drawn film so the first real image does not
+        pay for lazy imports and first-call set-up (about 1 s)."""
+        try:
+            from calcimg.radiograph import SpacingSource
+
+            # a small limb-like film (air, soft tissue, a bone band), not a uniform one:
+            # stages may rightly refuse an image with nothing in it
+            cols = np.arange(256, dtype=np.float32)
+            row = np.where(cols < 32, 150.0, 1200.0 + 4.0 * cols)
+            row[110:150] = 2800.0
+            noise = np.random.default_rng(0).normal(0.0, 15.0, (256, 256))
+            film = (row[None, :] + noise).astype(np.float32)
+            rg = Radiograph(
+                pixels=film,
+                pixel_spacing_mm=(0.2, 0.2),
+                spacing_source=SpacingSource.ASSUMED,
+                calibrated=False,
+            )
+            result = analyze_radiograph(rg, config=self.config)
+            base = render.display_base(rg)
+            render.thumbnail_png(base, 0.5, 1.0, [], rg.shape)
+            render.finding_outlines(result.label_mask, result.findings)
+        except Exception:  # warming up is an optimisation only
+            log.debug("warm-up failed", exc_info=True)
+
     def _run(self) -> None:
+        self._warm_up()
         while True:
             image_id = self._queue.get()
             if image_id is None:

@@ -21,12 +21,31 @@
   let scale = 1, fitScale = 1, tx = 0, ty = 0;
 
   center.value = wc0; width.value = ww0;
+  // While the server renders the new window, preview it at once with a linear SVG
+  // filter on the 8-bit film: v' = v * w0/w1 + (c0 - c1 + (w1 - w0)/2) / w1, exact except
+  // where the shown window had already clipped.
+  let shown = [wc0, ww0];
+  const funcs = document.querySelectorAll("#wl-preview feFuncR, #wl-preview feFuncG, #wl-preview feFuncB");
+  function preview(c1, w1) {
+    const [c0, w0] = shown;
+    const slope = w0 / w1, icpt = (c0 - c1 + (w1 - w0) / 2) / w1;
+    funcs.forEach((f) => { f.setAttribute("slope", slope); f.setAttribute("intercept", icpt); });
+    film.style.filter = "url(#wl-preview)";
+  }
+  film.addEventListener("load", () => {
+    const m = /wc=([-0-9.]+)&ww=([0-9.]+)/.exec(film.src);
+    if (m) shown = [+m[1], +m[2]];
+    film.style.filter = "";
+    preview(+center.value, +width.value);  // the sliders may have moved meanwhile
+    if (shown[0] === +(+center.value).toFixed(4) && shown[1] === +(+width.value).toFixed(4)) film.style.filter = "";
+  });
   let timer = null;
   function rerender() {
+    preview(+center.value, +width.value);
     clearTimeout(timer);
     timer = setTimeout(() => {
       film.src = "/image/" + vp.dataset.id + "/film.png?wc=" + (+center.value).toFixed(4) + "&ww=" + (+width.value).toFixed(4);
-    }, 120);
+    }, 250);
   }
   center.addEventListener("input", rerender);
   width.addEventListener("input", rerender);
@@ -73,11 +92,22 @@
   document.getElementById("show-outlines").addEventListener("change", (ev) => {
     stage.classList.toggle("hidden-outlines", !ev.target.checked);
   });
-  // hovering a finding card highlights its outline, and the other way round
+  // zoom onto one finding: its box fills about a third of the viewport
+  function focusFinding(id) {
+    const box = document.querySelector("#outline-" + id + " rect.box");
+    if (!box) return;
+    const x = +box.getAttribute("x"), y = +box.getAttribute("y");
+    const w = +box.getAttribute("width"), h = +box.getAttribute("height");
+    scale = Math.min(Math.max(Math.min(vp.clientWidth / (3 * w), vp.clientHeight / (3 * h)), fitScale), fitScale * 16);
+    tx = vp.clientWidth / 2 - (x + w / 2) * scale; ty = vp.clientHeight / 2 - (y + h / 2) * scale;
+    apply();
+  }
+  // hovering a finding card highlights its outline; clicking its title zooms onto it
   document.querySelectorAll(".card.finding").forEach((card) => {
     const g = document.getElementById("outline-" + card.dataset.finding);
     card.addEventListener("mouseenter", () => { card.classList.add("active"); if (g) g.classList.add("active"); });
     card.addEventListener("mouseleave", () => { card.classList.remove("active"); if (g) g.classList.remove("active"); });
+    card.querySelector("h2").addEventListener("click", () => focusFinding(card.dataset.finding));
   });
   fit();
 })();

@@ -55,12 +55,18 @@
     tr.appendChild(seen);
     return tr;
   }
+  let lastText = null;
   async function refresh() {
     const url = "/api/results" + (flaggedOnly.checked ? "?flagged=true" : "");
     try {
       const resp = await fetch(url, { headers: { Accept: "application/json" } });
       if (!resp.ok) return;
-      const rows = await resp.json();
+      const text = await resp.text();
+      document.getElementById("refreshed").textContent =
+        "updated " + new Date().toLocaleTimeString() + " (every " + refreshMs / 1000 + " s)";
+      if (text === lastText) return;  // nothing new: keep the rows (and their thumbnails)
+      lastText = text;
+      const rows = JSON.parse(text);
       body.replaceChildren();
       if (rows.length === 0) {
         const tr = el("tr", "empty");
@@ -68,8 +74,6 @@
         td.colSpan = 8; tr.appendChild(td); body.appendChild(tr);
       }
       for (const r of rows) body.appendChild(row(r));
-      document.getElementById("refreshed").textContent =
-        "updated " + new Date().toLocaleTimeString() + " (every " + refreshMs / 1000 + " s)";
     } catch (e) { /* server restarting: try again next tick */ }
   }
   flaggedOnly.addEventListener("change", () => {
