@@ -3,6 +3,7 @@
 Usage::
 
     PYTHONPATH=src python scripts/make_samples.py --out /work/data/tune --seeds 1000-1059 --jobs 2
+    PYTHONPATH=src python scripts/make_samples.py --out sample_dicoms --plan --jobs 2
 
 Names are ``synth_SEED`` so that regenerating keeps them stable.
 """
@@ -27,12 +28,26 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _one(args: tuple[int, str, int, str | None, str | None]) -> str:
-    seed, out, max_side, anatomy, scenario = args
+def _one(args: tuple[int, str, int, str | None, str | None, bool]) -> str:
+    seed, out, max_side, anatomy, scenario, planned = args
     from calcimg.synth import generate, write_sample
+    from calcimg.synth.plan import SAMPLE_MAX_SIDE_PX, SAMPLE_PLAN
 
     t0 = time.perf_counter()
-    sample = generate(seed, max_side_px=max_side, anatomy=anatomy, scenario=scenario)
+    if planned:
+        anat, scen, ts, force = SAMPLE_PLAN[seed]
+        sample = generate(
+            seed,
+            max_side_px=SAMPLE_MAX_SIDE_PX,
+            anatomy=anat,
+            scenario=scen,
+            transfer_syntax=ts,
+            force=force,
+            bits=12,  # compresses best: keeps the committed set small
+            fov_scale=0.85,
+        )
+    else:
+        sample = generate(seed, max_side_px=max_side, anatomy=anatomy, scenario=scenario)
     path = write_sample(sample, Path(out))
     n = len(sample.truth["lesions"])
     return (
@@ -45,15 +60,27 @@ def _one(args: tuple[int, str, int, str | None, str | None]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seeds", required=True, help="e.g. 1000-1059 or 1,2,5-9")
+    p.add_argument("--seeds", default=None, help="e.g. 1000-1059 or 1,2,5-9")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="the committed sample_dicoms/ set: seeds, anatomies, scenarios of synth.plan",
+    )
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--max-side", type=int, default=2400, help="longest image side in pixels")
     p.add_argument("--anatomy", default=None)
     p.add_argument("--scenario", default=None)
     a = p.parse_args(argv)
-    seeds = _parse_seeds(a.seeds)
+    if a.plan:
+        from calcimg.synth.plan import SAMPLE_PLAN
+
+        seeds = _parse_seeds(a.seeds) if a.seeds else sorted(SAMPLE_PLAN)
+    elif a.seeds:
+        seeds = _parse_seeds(a.seeds)
+    else:
+        p.error("give --seeds or --plan")
     t0 = time.perf_counter()
-    work = [(s, a.out, a.max_side, a.anatomy, a.scenario) for s in seeds]
+    work = [(s, a.out, a.max_side, a.anatomy, a.scenario, a.plan) for s in seeds]
     if a.jobs > 1:
         with ProcessPoolExecutor(a.jobs) as ex:
             for line in ex.map(_one, work):

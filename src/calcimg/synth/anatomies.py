@@ -329,11 +329,13 @@ def hand_pa(rng: np.random.Generator) -> Template:
         bones += b
         joints += j
         tip = ends[-1]
-        fingertips.append(tip)
         a = math.radians(ang)
         start = ends[0]
-        tip_ext = (tip[0] - math.cos(a) * 5, tip[1] + math.sin(a) * 5)
+        tip_ext = (tip[0] - math.cos(a) * 6, tip[1] + math.sin(a) * 6)
         soft.append(capsule(start, tip_ext, radii[0] * 2.1, radii[-1] * 2.3))
+        # the finger pulp beyond the distal tuft: where calcinosis circumscripta sits
+        pulp = (tip[0] - math.cos(a) * 3.5, tip[1] + math.sin(a) * 3.5)
+        fingertips.append(pulp)
         if name == "ray1":
             soft.append(capsule(base, start, 11, radii[0] * 2.1))
         if name == "ray1":
@@ -389,8 +391,9 @@ def shoulder_ap(rng: np.random.Generator) -> Template:
                 capsule((52, 70), (58, 165), 8, 8, cortex_mm=1.5),
                 capsule((82, 96), (88, 124), 6, 5, cortex_mm=1.2),
             ],
-            cortex_mm=1.0,
-            cap_mm=5,
+            cortex_mm=1.2,
+            cap_mm=7,
+            trab=1.4,
         ),
         BoneSpec(
             "clavicle",
@@ -459,11 +462,12 @@ def pelvis_ap(rng: np.random.Generator) -> Template:
         BoneSpec(
             "femur",
             [
+                # the neck runs from the head down and laterally to the trochanters
                 ellipse(hc, hr, hr, cortex_mm=1.0),
-                capsule((180, 104), (202, 128), 15, 16, cortex_mm=2.0),
-                ellipse((198, 136), 19, 14, cortex_mm=1.0),
-                ellipse((226, 118), 8, 6, cortex_mm=1.0),
-                capsule((204, 130), (340, 124), 16, 15, cortex_mm=5.0),
+                capsule((178, 94), (200, 74), 15, 16, cortex_mm=2.0),
+                ellipse((196, 66), 19, 14, cortex_mm=1.0),
+                ellipse((228, 88), 8, 6, cortex_mm=1.0),
+                capsule((206, 74), (340, 86), 17, 15, cortex_mm=5.0),
             ],
             cortex_mm=1.2,
             cap_mm=24,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,7 +326,7 @@ def _draw_lesions(
                     scene,
                     rng,
                     d_bone,
-                    size_mm=float(rng.uniform(3, 7)),
+                    size_mm=float(rng.uniform(2.5, 4.5)),
                     peak=pk,
                     center=(int(cr), int(cc)),
                     subtype="fingertip",
@@ -344,6 +345,8 @@ def _draw_lesions(
 
 def _spacing(fov: tuple[float, float], rng: np.random.Generator, max_side_px: int) -> float:
     lo = max(0.1, max(fov) / max_side_px)
+    if lo > 0.2 and max_side_px >= 1200:
+        lo = 0.2  # keep radiograph spacings (0.1-0.2 mm); the film is then larger
     hi = max(0.2, lo)
     return round(float(rng.uniform(lo, hi)), 3)
 
@@ -355,6 +358,9 @@ def generate(
     anatomy: str | None = None,
     scenario: str | None = None,
     transfer_syntax: str | None = None,
+    force: Sequence[str] = (),
+    bits: int | None = None,
+    fov_scale: float = 1.0,
 ) -> Sample:
     """Generate the sample of ``seed`` (same seed, same arguments -> identical sample).
 
@@ -365,6 +371,15 @@ def generate(
         Longest image side; small values (tests) raise the spacing above 0.2 mm.
     anatomy, scenario, transfer_syntax : str, optional
         Force a choice (else drawn from the seed).
+    force : sequence of str
+        Confounder kinds to include for certain ("marker", "text", "collimation",
+        "skin_fold", "sesamoid", "bone_island", "osteophyte",
+        "heterotopic_ossification", "metal" or "metal:KIND" with KIND one of pin,
+        clips, button, ring, bracelet, zip).
+    bits : int, optional
+        Bits stored (12-14; else drawn from the seed).
+    fov_scale : float
+        Shrinks the field of view around the anatomy's centre (smaller files).
     """
     rng = np.random.default_rng([seed, 20261121])
     names = list(SCENARIOS)
@@ -375,8 +390,8 @@ def generate(
     template = build_template(anat, rng)
     scale = float(rng.uniform(0.9, 1.1))
     fov = (
-        template.fov_mm[0] * rng.uniform(0.92, 1.05),
-        template.fov_mm[1] * rng.uniform(0.92, 1.05),
+        template.fov_mm[0] * rng.uniform(0.92, 1.05) * fov_scale,
+        template.fov_mm[1] * rng.uniform(0.92, 1.05) * fov_scale,
     )
     s = _spacing(fov, rng, max_side_px)
     shape = (int(fov[0] / s) // 2 * 2, int(fov[1] / s) // 2 * 2)
@@ -395,27 +410,34 @@ def generate(
     flip = anat != "pelvis_ap" and rng.random() < 0.5
     confs: list[dict[str, Any]] = []
     confs += cf.overlaps(scene)
-    if rng.random() < 0.6:
+    forced = {f.split(":")[0] for f in force}
+    metal_kind = next((f.split(":")[1] for f in force if f.startswith("metal:")), None)
+
+    def want(kind: str, p: float) -> bool:
+        return bool(rng.random() < p) or kind in forced  # always draw: same stream
+
+    if want("collimation", 0.6):
         confs += cf.collimation_field(scene, rng)
     d_bone = scene.d_bone_mm()
     # confounders that are bone come first (they change where soft tissue is)
-    if (template.sesamoid_sites and rng.random() < 0.7) or rng.random() < 0.1:
+    if want("sesamoid", 0.7 if template.sesamoid_sites else 0.1):
         confs += cf.add_sesamoid(scene, rng, d_bone)
-    if rng.random() < 0.3:
+    if want("osteophyte", 0.3):
         confs += cf.add_osteophyte(scene, rng)
-    if rng.random() < 0.1:
+    if want("heterotopic_ossification", 0.1):
         confs += cf.add_heterotopic_ossification(scene, rng, d_bone)
-    if rng.random() < 0.2:
+    if want("bone_island", 0.2):
         confs += cf.add_bone_island(scene, rng)
     d_bone = scene.d_bone_mm()
-    if rng.random() < 0.9:
+    if want("marker", 0.9):
         confs += cf.add_marker(scene, rng, "L" if rng.random() < 0.5 else "R", mirror=flip)
-    if rng.random() < 0.3:
+    if want("metal", 0.3):
         kinds = ["pin", "clips", "button", "bracelet", "zip"] + (
             ["ring", "ring"] if anat == "hand_pa" else []
         )
-        confs += cf.add_metal(scene, rng, kinds[int(rng.integers(len(kinds)))])
-    if rng.random() < 0.15:
+        kind = kinds[int(rng.integers(len(kinds)))]
+        confs += cf.add_metal(scene, rng, metal_kind or kind)
+    if want("skin_fold", 0.15):
         confs += cf.add_skin_fold(scene, rng)
 
     ctx = _context(scen, rng)
@@ -429,11 +451,12 @@ def generate(
             d.mask & (lesion_mask[r0 : r0 + h, c0 : c0 + w_] == 0)
         ] = i
 
-    bits = int(rng.choice([12, 12, 14, 14, 13]))
+    drawn_bits = int(rng.choice([12, 12, 14, 14, 13]))
+    bits = bits or drawn_bits
     pixels, exposure = expose(scene.atten, scene.body, scene.field_mask, s, rng, bits=bits)
     labels = scene.labels.copy()
 
-    burn = rng.random() < 0.6
+    burn = want("text", 0.6)
     if flip:
         pixels = pixels[:, ::-1].copy()
         labels = labels[:, ::-1].copy()

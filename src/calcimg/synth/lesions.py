@@ -138,9 +138,10 @@ def clump(
         v = (-yy * math.sin(ang) + xx * math.cos(ang)) / b
         env = 1.0 - (u * u + v * v)
         blob = (env + 0.35 * f) > 0.15
-        fine = _blur(rng.standard_normal((n, n)).astype(np.float32), 0.5 / s)
-        fine /= float(fine.std()) + 1e-6
-        dens = _blur(blob.astype(np.float32), 0.6 / s) * (0.8 + 0.2 * np.clip(fine, -2, 2))
+        # merged densities of varying thickness, no internal structure (amorphous)
+        lumpy = _blur(rng.standard_normal((n, n)).astype(np.float32), max(1.2, size_mm / 8) / s)
+        lumpy /= float(lumpy.std()) + 1e-6
+        dens = _blur(blob.astype(np.float32), 0.8 / s) * (0.75 + 0.25 * np.clip(lumpy, -2, 2))
         dens = np.clip(dens, 0, None) * peak
         mask = dens > 0.25 * peak
         if center is None and mask.sum() * s * s < 5:
@@ -148,8 +149,7 @@ def clump(
         d = Drawn("amorphous", subtype, (c[0] - half, c[1] - half), dens.astype(np.float32), mask)
         if _fits(scene, d):
             return d
-        if center is not None:
-            return None
+        size_mm = max(2.5, size_mm * 0.93)  # a smaller clump may fit where this one did not
     return None
 
 
@@ -273,9 +273,9 @@ def globular_mass(
         cand = _soft_candidates(
             scene,
             d_bone,
-            bone_min=size_mm * 0.25,
-            bone_max=size_mm * 0.6 + 8,
-            skin_min=size_mm * 0.35,
+            bone_min=size_mm * 0.45,
+            bone_max=size_mm * 0.6 + 10,
+            skin_min=size_mm * 0.4,
         )
         r0 = max(0, int(jr - reach))
         c0 = max(0, int(jc - reach))
@@ -291,13 +291,17 @@ def globular_mass(
         n = 2 * half + 1
         dens = np.zeros((n, n), np.float32)
         sep = rng.uniform(0.6, 1.5)
-        globs: list[tuple[float, float, float]] = []
-        for _k in range(400):
+        # packed from the centre outwards: a lobulated mass, globules separated only by
+        # thin lucent septa
+        cands = []
+        for _k in range(600):
             rg = rng.uniform(2.5, min(10.0, size_mm / 4))
             u, v = rng.uniform(-1, 1, 2)
-            if u * u + v * v > 1:
-                continue
-            gy, gx = u * (size_mm / 2 - rg), v * (size_mm / 2 - rg)
+            if u * u + v * v <= 1:
+                cands.append((u * (size_mm / 2 - rg), v * (size_mm / 2 - rg) * 0.8, rg))
+        cands.sort(key=lambda g: math.hypot(g[0], g[1]) + 0.5 * g[2])
+        globs: list[tuple[float, float, float]] = []
+        for gy, gx, rg in cands:
             if all(math.hypot(gy - y, gx - x) >= rg + r + sep for y, x, r in globs):
                 globs.append((gy, gx, rg))
         fluid = bool(rng.random() < 0.25)
@@ -327,6 +331,7 @@ def globular_mass(
             np.maximum(win, prof.astype(np.float32), out=win)
             kept += 1
         if kept < 3:
+            size_mm = max(20.0, size_mm * 0.92)
             continue
         dens = _blur(dens, 0.15 / s)
         mask = dens > 0.2 * peak
@@ -395,14 +400,7 @@ def ring_and_arc_bodies(
                 continue
             if body_mask[py - h : py + h + 1, px - h : px + h + 1][rho <= ro + 0.5 / s + 1].any():
                 continue
-            ri = ro * rng.uniform(0.6, 0.78)
-            ring = chord(ro - rho, ro) - 0.85 * chord(ri - rho, ri)
-            ring /= float(ring.max()) + 1e-6
-            ang = np.arctan2(gy, gx)
-            phase = rng.uniform(0, 2 * math.pi)
-            arcs = (np.sin(ang * rng.integers(2, 4) + phase) > -0.55).astype(np.float32)
-            core = 0.25 * np.sqrt(np.maximum(1 - (rho / max(ro, 1)) ** 2, 0))
-            prof = (ring * (0.3 + 0.7 * arcs) + core) * peak * rng.uniform(0.85, 1.1)
+            prof = _ring_and_arc(gy, gx, ro, s, rng) * peak * rng.uniform(0.85, 1.1)
             win = dens[py - h : py + h + 1, px - h : px + h + 1]
             np.maximum(win, prof.astype(np.float32), out=win)
             body_mask[py - h : py + h + 1, px - h : px + h + 1] |= rho <= ro + 0.5 / s
@@ -428,6 +426,38 @@ def ring_and_arc_bodies(
         if _fits(scene, d, allowed=(SOFT, JOINT)):
             return d
     return None
+
+
+def _ring_and_arc(
+    gy: np.ndarray, gx: np.ndarray, ro: float, s: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Chondroid calcification: a peripheral ring broken into arcs, one or two inner
+    C-shaped arcs, over a faint matrix (peak about 1)."""
+    rho = np.sqrt(gy * gy + gx * gx)
+    ang = np.arctan2(gy, gx)
+    wall = max(0.35 / s, ro * 0.18)
+    ri = max(ro - wall, 0.5)
+    shell = chord(ro - rho, ro) - chord(ri - rho, ri)
+    shell /= float(shell.max()) + 1e-6
+    keep = np.ones_like(rho)
+    for _ in range(int(rng.integers(1, 3))):  # 1-2 gaps of 30-70 degrees in the ring
+        a0 = rng.uniform(-math.pi, math.pi)
+        width = math.radians(rng.uniform(30, 70))
+        dist = np.abs((ang - a0 + math.pi) % (2 * math.pi) - math.pi)
+        keep *= np.clip((dist - width / 2) / 0.25, 0.15, 1.0)
+    out = shell * keep
+    for _ in range(int(rng.integers(1, 3))):  # inner arcs
+        cy, cx = rng.uniform(-0.3, 0.3, 2) * ro
+        r2 = ro * rng.uniform(0.3, 0.55)
+        rr = np.sqrt((gy - cy) ** 2 + (gx - cx) ** 2)
+        a2 = np.arctan2(gy - cy, gx - cx)
+        mid = rng.uniform(-math.pi, math.pi)
+        span = math.radians(rng.uniform(90, 200))
+        on = np.abs((a2 - mid + math.pi) % (2 * math.pi) - math.pi) <= span / 2
+        arc = np.clip(1 - np.abs(rr - r2) / (wall * 0.8), 0, 1) * on
+        out = np.maximum(out, 0.8 * arc * (rho <= ro))
+    matrix = 0.15 * np.sqrt(np.maximum(1 - (rho / max(ro, 1.0)) ** 2, 0))
+    return (out + matrix).astype(np.float32)
 
 
 def _crop_to(mask: np.ndarray, pad: int = 2) -> tuple[int, int, int, int] | None:
@@ -497,23 +527,42 @@ def tram_track(
         pad = int((rad + 2) / s) + 2
         r0, c0 = int(ys.min()) - pad, int(xs.min()) - pad
         h, w = int(ys.max()) + pad - r0 + 1, int(xs.max()) + pad - c0 + 1
-        line = np.full((h, w), 255, np.uint8)
-        # interrupted course: calcified runs of 5-30 mm with 2-10 mm gaps
-        i = 0
-        n_runs = 0
-        while i < len(pts) - 1:
-            run = int(rng.uniform(5, 30) / 0.5)
-            run_px = np.array(
-                [[(x - c0) * 16, (y - r0) * 16] for y, x in pts[i : i + run + 1]], np.int32
+        # the calcified media seen side-on: two lines at +-(rad - wall/2) from the axis,
+        # each interrupted on its own (runs of 5-30 mm, gaps of 1-8 mm), and a faint
+        # tube between them (pipe-stem when the wall calcifies all round)
+        py, px = ys - r0, xs - c0
+        ty, tx = np.gradient(py), np.gradient(px)
+        norm = np.hypot(ty, tx) + 1e-9
+        ny, nx = -tx / norm, ty / norm
+        off = (rad - wall / 2) / s
+        prof = np.zeros((h, w), np.float32)
+        for side in (1.0, -1.0):
+            line = np.full((h, w), 255, np.uint8)
+            i = int(rng.integers(0, 10))
+            while i < len(pts) - 1:
+                run = int(rng.uniform(5, 30) / 0.5)
+                sl = slice(i, i + run + 1)
+                run_px = np.stack(
+                    [(px[sl] + side * off * nx[sl]) * 16, (py[sl] + side * off * ny[sl]) * 16], 1
+                ).astype(np.int32)
+                if len(run_px) >= 2:
+                    cv2.polylines(line, [run_px], False, 0, 1, cv2.LINE_8, 4)
+                i += run + int(rng.uniform(1, 8) / 0.5)
+            dist = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) * s
+            wobble = rng.uniform(0.75, 1.0)
+            prof = np.maximum(
+                prof, wobble * np.sqrt(np.maximum(1 - (dist / (wall / 2 + 0.5 * s)) ** 2, 0))
             )
-            if len(run_px) >= 2:
-                cv2.polylines(line, [run_px], False, 0, 1, cv2.LINE_8, 4)
-                n_runs += 1
-            i += run + int(rng.uniform(2, 10) / 0.5)
-        dist = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) * s
-        prof = chord(rad - dist, rad) - chord(rad - wall - dist, rad - wall)
-        prof /= float(prof.max()) + 1e-6
-        dens = _blur(prof.astype(np.float32), 0.1 / s) * peak
+        axis_img = np.full((h, w), 255, np.uint8)
+        cv2.polylines(
+            axis_img, [np.stack([px * 16, py * 16], 1).astype(np.int32)], False, 0, 1, cv2.LINE_8, 4
+        )
+        dist_axis = cv2.distanceTransform(axis_img, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) * s
+        lines_px = np.where(prof > 0.5, 0, 255).astype(np.uint8)
+        near = cv2.distanceTransform(lines_px, cv2.DIST_L2, 3) * s <= 2 * rad
+        fill = rng.uniform(0.0, 0.2) * ((dist_axis < rad - wall / 2) & near)
+        prof = np.maximum(prof, fill.astype(np.float32))
+        dens = _blur(prof.astype(np.float32), 0.08 / s) * peak
         mask = dens > 0.3 * peak
         d = Drawn(
             "vascular",

@@ -108,11 +108,14 @@ def _trabecular_texture(
 ) -> np.ndarray:
     """A labyrinth of bright struts: the zero set of band-pass noise (mean about 1)."""
     noise = rng.standard_normal(shape, dtype=np.float32)
-    s1 = max(0.35 / spacing, 0.8)
-    s2 = max(1.1 / spacing, 2.0)
-    bp = cv2.GaussianBlur(noise, (0, 0), s1) - cv2.GaussianBlur(noise, (0, 0), s2)
+    s1 = max(0.25 / spacing, 0.7)
+    s2 = max(0.8 / spacing, 1.8)
+    bp = cv2.GaussianBlur(noise, (0, 0), s1) - blur_large(noise, s2)
     bp /= float(bp.std()) + 1e-6
-    tex = 0.45 + 1.3 * np.exp(-2.2 * bp * bp)
+    coarse = blur_large(noise, max(3.0 / spacing, 4.0))
+    coarse /= float(coarse.std()) + 1e-6
+    # struts (zero set of band-pass noise) over a slowly varying bone density
+    tex = (0.7 + 0.6 * np.exp(-2.0 * bp * bp)) * (1.0 + 0.12 * coarse)
     return (tex / float(tex.mean())).astype(np.float32)
 
 
