@@ -96,11 +96,15 @@ def collimation_field(scene: Scene, rng: np.random.Generator) -> list[Rec]:
     )
     edge[:band, :] = edge[-band:, :] = False
     edge[:, :band] = edge[:, -band:] = False
-    n, _lab, stats, _ = cv2.connectedComponentsWithStats(edge.astype(np.uint8))
-    for i in range(1, n):
-        x, y, ww, hh, area = stats[i]
-        if area * s * s > 50:
-            recs += _rec("collimation", (int(y), int(x), int(y + hh), int(x + ww)))
+    # one record per side of the field that falls inside the film
+    for k in range(4):
+        p0, p1 = box[k], box[(k + 1) % 4]
+        side = np.zeros(scene.shape, np.uint8)
+        cv2.line(side, (round(p0[0]), round(p0[1])), (round(p1[0]), round(p1[1])), 1, 2 * band + 1)
+        m = (side > 0) & edge
+        if m.sum() * s * s > 50:
+            bb = bbox_of(m)
+            recs += _rec("collimation", bb)
     scene.labels[~scene.field_mask] = 0
     return recs if any(m > 0 for m in margins) else []
 
