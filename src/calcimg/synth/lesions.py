@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calcimg.synth.geometry import dist_mm
 from calcimg.synth.scene import BONE, JOINT, SOFT, JointRender, Scene, chord
 
 __all__ = [
@@ -356,7 +357,7 @@ def ring_and_arc_bodies(
     joint: JointRender,
     *,
     peak: float,
-    tries: int = 4,
+    tries: int = 6,
 ) -> Drawn | None:
     """Many similar-sized intra-articular loose bodies with ring-and-arc calcification."""
     s = scene.spacing_mm
@@ -364,7 +365,7 @@ def ring_and_arc_bodies(
     rad = 45.0 / s
     r0, c0 = max(0, int(jr - rad)), max(0, int(jc - rad))
     r1, c1 = min(scene.shape[0], int(jr + rad)), min(scene.shape[1], int(jc + rad))
-    for _ in range(tries):
+    for _attempt in range(tries):
         lab = scene.labels[r0:r1, c0:c1]
         allowed = (
             ((lab == SOFT) | (lab == JOINT))
@@ -375,9 +376,19 @@ def ring_and_arc_bodies(
         allowed &= ~scene.occupied[r0:r1, c0:c1]
         yy, xx = np.mgrid[r0:r1, c0:c1]
         allowed &= (yy - jr) ** 2 + (xx - jc) ** 2 <= rad * rad
+        # inside the capsule: within ~20 mm of the joint space, its recesses and margins
+        in_js = np.zeros(allowed.shape, np.uint8)
+        jb = joint.bbox
+        a0, b0 = max(jb[0], r0), max(jb[1], c0)
+        a1, b1 = min(jb[2], r1), min(jb[3], c1)
+        if a0 < a1 and b0 < b1:
+            in_js[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = joint.mask[
+                a0 - jb[0] : a1 - jb[0], b0 - jb[1] : b1 - jb[1]
+            ]
+        allowed &= dist_mm(in_js == 0, s) <= 20.0
         if scene.field_mask is not None:
             allowed &= scene.field_mask[r0:r1, c0:c1]
-        diam = rng.uniform(3.0, 8.0)
+        diam = rng.uniform(3.0, 7.0) * (0.85 ** _attempt)
         count = int(rng.integers(5, 16))
         dens = np.zeros((r1 - r0, c1 - c0), np.float32)
         body_mask = np.zeros_like(allowed)
