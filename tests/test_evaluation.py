@@ -54,7 +54,7 @@ def finding(
     pattern: str = "amorphous",
     confidence: float = 0.9,
     centroid: list[float] | None = None,
-    categories: list[str] = (),  # type: ignore[assignment]
+    categories: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     r0, c0, r1, c1 = bbox
     return {
@@ -165,13 +165,13 @@ def test_pattern_confusion_and_categories() -> None:
     )
     r = result(
         [
-            finding([0, 0, 20, 20], pattern="vascular", categories=["phlebolith", "dystrophic"]),
+            finding([0, 0, 20, 20], pattern="vascular", categories=("phlebolith", "dystrophic")),
             finding(
                 [100, 100, 120, 120],
                 pattern="amorphous",
-                categories=["dystrophic", "metastatic", "chondrocalcinosis_cppd"],
+                categories=("dystrophic", "metastatic", "chondrocalcinosis_cppd"),
             ),
-            finding([300, 300, 320, 320], pattern="amorphous", categories=["dystrophic"]),
+            finding([300, 300, 320, 320], pattern="amorphous", categories=("dystrophic",)),
         ]
     )
     m = evaluate([(t, r)])
