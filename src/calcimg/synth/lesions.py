@@ -388,7 +388,7 @@ def ring_and_arc_bodies(
         allowed &= dist_mm(in_js == 0, s) <= 20.0
         if scene.field_mask is not None:
             allowed &= scene.field_mask[r0:r1, c0:c1]
-        diam = rng.uniform(3.0, 7.0) * (0.85 ** _attempt)
+        diam = rng.uniform(3.0, 7.0) * (0.85**_attempt)
         count = int(rng.integers(5, 16))
         dens = np.zeros((r1 - r0, c1 - c0), np.float32)
         body_mask = np.zeros_like(allowed)

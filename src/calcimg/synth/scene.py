@@ -133,6 +133,10 @@ def _draw_bone(spec: BoneSpec, where: Placement, shape: tuple[int, int]) -> Bone
         sub = np.zeros(shape, np.uint8)
         draw_prims(sub, spec.minus, where, 1)
         crop[sub[r0:r1, c0:c1] > 0] = 0
+    # round the joins between primitives (shaft to metaphysis) as real bone is
+    crop = (cv2.GaussianBlur(crop.astype(np.float32), (0, 0), where.length_px(1.2)) > 0.5).astype(
+        np.uint8
+    )
     cort = np.full(crop.shape, spec.cortex_mm, np.float32)
     for pr in spec.prims:
         if pr.cortex_mm is not None:
@@ -158,6 +162,49 @@ def project_bone(bm: BoneMask, spacing: float, texture: np.ndarray) -> np.ndarra
     out = MU_CORTEX_EXCESS * (t_out - t_in) + MU_TRABECULAR_EXCESS * bm.spec.trab * tex * t_in
     out[~bm.mask] = 0.0
     return out.astype(np.float32)
+
+
+def _fat_planes(
+    atten: np.ndarray,
+    body: np.ndarray,
+    d_skin: np.ndarray,
+    template: Template,
+    where: Placement,
+    rng: np.random.Generator,
+) -> None:
+    """Intermuscular fat planes: faint lucent bands 1-4 mm wide along the limb axis."""
+    s = where.spacing_mm
+    axis = np.radians(template.axis_deg - where.angle_deg)
+    inner = np.flatnonzero((d_skin > 10).ravel()[::7])
+    if inner.size == 0:
+        return
+    for _ in range(int(rng.integers(1, 5))):
+        r, c = divmod(int(inner[rng.integers(inner.size)]) * 7, atten.shape[1])
+        th = axis + rng.normal(0, 0.15)
+        pts = []
+        y, x, k = float(r), float(c), 0.0
+        for _step in range(int(rng.uniform(40, 150) / 1.0)):
+            k = 0.95 * k + rng.normal(0, 0.004)
+            th += k
+            y += np.sin(th) / s
+            x += np.cos(th) / s
+            pts.append((x, y))
+        arr = np.array(pts)
+        pad = int(6 / s) + 2
+        c0, r0 = int(arr[:, 0].min()) - pad, int(arr[:, 1].min()) - pad
+        c1, r1 = int(arr[:, 0].max()) + pad, int(arr[:, 1].max()) + pad
+        a0, b0 = max(r0, 0), max(c0, 0)
+        a1, b1 = min(r1, atten.shape[0]), min(c1, atten.shape[1])
+        if a0 >= a1 or b0 >= b1:
+            continue
+        line = np.full((a1 - a0, b1 - b0), 255, np.uint8)
+        poly = ((arr - [b0, a0]) * 16).astype(np.int32)
+        cv2.polylines(line, [poly], False, 0, 1, cv2.LINE_8, 4)
+        dist = cv2.distanceTransform(line, cv2.DIST_L2, 3) * s
+        width = rng.uniform(0.5, 2.0)
+        amp = rng.uniform(0.01, 0.03)
+        fade = np.clip((d_skin[a0:a1, b0:b1] - 3.0) / 5.0, 0, 1)
+        atten[a0:a1, b0:b1] -= amp * np.exp(-((dist / width) ** 2)) * fade * body[a0:a1, b0:b1]
 
 
 def render_scene(
@@ -197,6 +244,7 @@ def render_scene(
             (m8 > 0.5).astype(np.uint8), s, cap_mm=depth * where.scale / 2, reach_mm=depth
         )
         atten[r0:r1, c0:c1] -= (MU_FAT + MU_MUSCLE_EXCESS) * t * body[r0:r1, c0:c1]
+    _fat_planes(atten, body, d_skin, template, where, rng)
     atten = np.maximum(atten, 0.0).astype(np.float32)
 
     texture = _trabecular_texture(shape, s, rng)
