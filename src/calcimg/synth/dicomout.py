@@ -171,18 +171,26 @@ def write_dicom(
     if ts == ExplicitVRLittleEndian:
         ds.save_as(path, enforce_file_format=True)
     elif ts == JPEGLosslessSV1:
-        _save_gdcm_jpeg_lossless(ds, path)
+        _save_gdcm_jpeg_lossless(ds, path, stored)
     else:
         ds.compress(ts, stored, generate_instance_uid=False)
         ds.save_as(path, enforce_file_format=True)
     return truth
 
 
-def _save_gdcm_jpeg_lossless(ds: Dataset, path: Path) -> None:
-    """Write uncompressed, then let GDCM transcode to JPEG Lossless SV1 (1.2.840.10008.1.2.4.70)."""
+def _save_gdcm_jpeg_lossless(ds: Dataset, path: Path, stored: np.ndarray) -> None:
+    """Encode JPEG Lossless SV1 (1.2.840.10008.1.2.4.70) with GDCM and write it with our
+    own attributes.
+
+    GDCM's ImageWriter rewrites spacing attributes from its image model (for CR it adds
+    (0018,1164) Imager Pixel Spacing 1\\1 when only Pixel Spacing was given), so only
+    its encapsulated pixel stream is kept; the decoded stream is checked to equal the
+    stored values (lossless).
+    """
     import gdcm
 
     tmp = path.with_suffix(".tmp.dcm")
+    tmp_out = path.with_suffix(".tmp.jpll.dcm")
     ds.save_as(tmp, enforce_file_format=True)
     try:
         reader = gdcm.ImageReader()
@@ -195,15 +203,23 @@ def _save_gdcm_jpeg_lossless(ds: Dataset, path: Path) -> None:
         if not change.Change():
             raise RuntimeError("GDCM could not encode JPEG Lossless SV1")
         writer = gdcm.ImageWriter()
-        writer.SetFileName(str(path))
+        writer.SetFileName(str(tmp_out))
         writer.SetFile(reader.GetFile())
         writer.SetImage(change.GetOutput())
         if not writer.Write():
-            raise RuntimeError(f"GDCM could not write {path}")
+            raise RuntimeError(f"GDCM could not write {tmp_out}")
+        encoded = pydicom.dcmread(tmp_out)
     finally:
         tmp.unlink(missing_ok=True)
-    check = pydicom.dcmread(path, stop_before_pixels=True)
-    if str(check.file_meta.TransferSyntaxUID) != JPEGLosslessSV1:
+        tmp_out.unlink(missing_ok=True)
+    if str(encoded.file_meta.TransferSyntaxUID) != JPEGLosslessSV1:
         raise RuntimeError(
-            f"{path}: GDCM wrote {check.file_meta.TransferSyntaxUID}, expected JPEG Lossless SV1"
+            f"{path}: GDCM wrote {encoded.file_meta.TransferSyntaxUID}, expected JPEG Lossless SV1"
         )
+    if not np.array_equal(encoded.pixel_array, stored):
+        raise RuntimeError(f"{path}: GDCM's JPEG Lossless stream does not decode to the input")
+    ds.PixelData = encoded.PixelData
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    ds.save_as(path, enforce_file_format=True)
