@@ -135,10 +135,13 @@ def write_dicom(
     ds.RescaleType = "US"
     ds.WindowCenter = _ds(top / 2)
     ds.WindowWidth = _ds(top)
+    # MONOCHROME1 with INVERSE confirms the inversion; it does not add a second one
     ds.PresentationLUTShape = "IDENTITY" if options.photometric == "MONOCHROME2" else "INVERSE"
-    if options.photometric == "MONOCHROME1":
-        # MONOCHROME1 with INVERSE confirms the inversion; it does not add a second one
-        pass
+    ds.LossyImageCompression = "00"
+    # (0028,1040)/(0028,1041): stored values are log exposure; +1 means lower values are
+    # less beam intensity (more attenuation), true of MONOCHROME1 stored values here
+    ds.PixelIntensityRelationship = "LOG"
+    ds.PixelIntensityRelationshipSign = 1 if options.photometric == "MONOCHROME1" else -1
 
     sp = _ds(spacing_mm)
     truth = (float(sp), float(sp))
