@@ -1,0 +1,235 @@
+"""The simulator: determinism, truth geometry, and the committed sample_dicoms set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+
+from calcimg.ingest import read_radiograph
+from calcimg.synth import SCENARIOS, generate, write_sample
+from calcimg.synth.dicomout import TRANSFER_SYNTAXES
+from calcimg.synth.scene import BONE, FOREIGN, JOINT, SOFT
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_dicoms"
+SMALL = 640  # longest side of test films: fast, spacing about 0.3-0.6 mm
+
+PATTERNS = {"amorphous", "finely_speckled", "globular_periarticular", "vascular", "chondral_line"}
+CONFOUNDERS = {
+    "marker",
+    "metal",
+    "text",
+    "skin_fold",
+    "collimation",
+    "sesamoid",
+    "bone_island",
+    "osteophyte",
+    "overlap",
+    "heterotopic_ossification",
+}
+
+
+def _sample_truths() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(SAMPLES.glob("*.truth.json"))]
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def test_same_seed_same_sample() -> None:
+    a = generate(5, max_side_px=SMALL, anatomy="knee_ap", scenario="dystrophic")
+    b = generate(5, max_side_px=SMALL, anatomy="knee_ap", scenario="dystrophic")
+    assert np.array_equal(a.pixels, b.pixels)
+    assert np.array_equal(a.lesion_mask, b.lesion_mask)
+    assert np.array_equal(a.labels, b.labels)
+    assert a.truth == b.truth
+    c = generate(6, max_side_px=SMALL, anatomy="knee_ap", scenario="dystrophic")
+    assert not np.array_equal(a.pixels, c.pixels)
+
+
+def _check_truth_geometry(s: Any) -> None:
+    """Every lesion's mask lies where its pattern says, and its numbers match the mask."""
+    sp = s.spacing_mm
+    for les in s.truth["lesions"]:
+        m = s.lesion_mask == les["id"]
+        assert m.any(), les
+        ys, xs = np.nonzero(m)
+        assert les["bbox"] == [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
+        assert les["area_mm2"] == pytest.approx(m.sum() * sp * sp, rel=1e-3)
+        assert les["centroid_rc"] == pytest.approx([ys.mean(), xs.mean()], abs=0.01)
+        n, _ = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+        assert les["n_particles"] == n - 1
+        region = s.labels[m]
+        if les["pattern"] == "chondral_line":
+            assert (region == JOINT).all(), "chondral line outside the joint space"
+            assert les["intra_articular"] and les["joint"] is not None
+        elif les["subtype"] == "ring_and_arc":
+            assert np.isin(region, [SOFT, JOINT]).all()
+            assert les["intra_articular"] and les["joint"] is not None
+            assert les["n_particles"] >= 4
+        else:
+            # soft tissue; a vessel may cross a little bone in projection
+            assert (region == SOFT).mean() >= 0.97, les["pattern"]
+            assert not les["intra_articular"]
+        assert les["expected_category"] in les["acceptable_categories"]
+
+
+POSITIVE = [s for s in SCENARIOS if s != "negative"]
+
+
+@pytest.mark.parametrize("scenario", POSITIVE, ids=POSITIVE)
+def test_truth_masks_lie_where_the_patterns_say(scenario: str) -> None:
+    seen = 0
+    for seed in (11, 12, 13):
+        s = generate(seed, max_side_px=SMALL, scenario=scenario)
+        assert s.truth["flag"] == bool(s.truth["lesions"])
+        _check_truth_geometry(s)
+        seen += len(s.truth["lesions"])
+    assert seen > 0, f"no {scenario} lesion could be placed in 3 small films"
+
+
+def test_negative_films_have_no_lesions() -> None:
+    s = generate(3, max_side_px=SMALL, scenario="negative")
+    assert s.truth["lesions"] == [] and not s.truth["flag"]
+    assert not s.lesion_mask.any()
+
+
+def test_calcification_is_visible_but_not_the_brightest() -> None:
+    """Non-subtle lesions are brighter than the soft tissue around them, and metal and
+    lead markers are brighter than any lesion (canonical pixels, higher = denser)."""
+    s = generate(
+        21, max_side_px=900, anatomy="leg_ap", scenario="dystrophic", force=("metal:pin", "marker")
+    )
+    px = s.pixels.astype(np.float64)
+    assert s.truth["lesions"]
+    for les in s.truth["lesions"]:
+        m = s.lesion_mask == les["id"]
+        ring = (
+            (cv2.dilate(m.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0)
+            & ~m
+            & (s.labels == SOFT)
+        )
+        if not les["subtle"]:
+            assert px[m].mean() > px[ring].mean()
+        foreign = s.labels == FOREIGN
+        assert foreign.any()
+        assert np.percentile(px[foreign], 90) > np.percentile(px[m], 99)
+    bone = s.labels == BONE
+    soft = s.labels == SOFT
+    assert np.median(px[bone]) > np.median(px[soft])
+
+
+def test_written_sample_reads_back_through_ingest(tmp_path: Path) -> None:
+    s = generate(8, max_side_px=SMALL, anatomy="hand_pa", scenario="calcinosis_circumscripta")
+    dcm = write_sample(s, tmp_path)
+    t = json.loads((tmp_path / "synth_0008.truth.json").read_text())
+    rg = read_radiograph(dcm)
+    assert rg.shape == (t["rows"], t["columns"])
+    assert rg.pixel_spacing_mm == pytest.approx(tuple(t["pixel_spacing_mm"]), abs=1e-9)
+    mask = cv2.imread(str(tmp_path / "synth_0008.mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.dtype == np.uint16 and np.array_equal(mask, s.lesion_mask)
+    # canonical pixels are the generated ones up to an affine map (MONOCHROME1 inverted)
+    r = np.corrcoef(rg.pixels.ravel(), s.pixels.ravel().astype(np.float32))[0, 1]
+    assert r > 0.999
+
+
+# ----------------------------------------------------------------------- sample_dicoms
+
+
+def test_sample_dicoms_cover_every_pattern_confounder_and_syntax() -> None:
+    truths = _sample_truths()
+    assert 12 <= len(truths) <= 20
+    patterns = {les["pattern"] for t in truths for les in t["lesions"]}
+    assert patterns == PATTERNS
+    subtypes = {les["subtype"] for t in truths for les in t["lesions"]}
+    assert {"ring_and_arc", "tram_track", "phlebolith", "mass"} <= subtypes
+    kinds = {c["kind"] for t in truths for c in t["confounders"]}
+    assert kinds >= CONFOUNDERS, CONFOUNDERS - kinds
+    assert sum(not t["lesions"] for t in truths) >= 3
+    assert {t["transfer_syntax"] for t in truths} == {str(u) for u in TRANSFER_SYNTAXES.values()}
+    assert {t["photometric_interpretation"] for t in truths} == {"MONOCHROME1", "MONOCHROME2"}
+    assert {t["sop_class"] for t in truths} == {"CR", "DX"}
+    total = sum(p.stat().st_size for p in SAMPLES.iterdir())
+    assert total < 25 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", [t["image"] for t in _sample_truths()])
+def test_sample_reads_through_ingest_with_truth_spacing(name: str) -> None:
+    t = json.loads((SAMPLES / name.replace(".dcm", ".truth.json")).read_text())
+    rg = read_radiograph(SAMPLES / name)
+    assert rg.shape == (t["rows"], t["columns"])
+    assert rg.pixel_spacing_mm == pytest.approx(tuple(t["pixel_spacing_mm"]), abs=1e-9)
+    assert rg.calibrated
+    ds = pydicom.dcmread(SAMPLES / name, stop_before_pixels=True)
+    assert str(ds.file_meta.TransferSyntaxUID) == t["transfer_syntax"]
+    assert ds.PhotometricInterpretation == t["photometric_interpretation"]
+    assert ds.Modality == t["sop_class"]
+    mask = cv2.imread(str(SAMPLES / name.replace(".dcm", ".mask.png")), cv2.IMREAD_UNCHANGED)
+    anat = cv2.imread(str(SAMPLES / name.replace(".dcm", ".anatomy.png")), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == anat.shape == rg.shape
+    assert mask.dtype == np.uint16 and anat.dtype == np.uint8
+    assert set(np.unique(mask)) == {0} | {les["id"] for les in t["lesions"]}
+    # bone is denser than soft tissue on every film
+    px = rg.pixels
+    assert np.median(px[anat == BONE]) > np.median(px[anat == SOFT])
+    for les in t["lesions"]:
+        region = anat[mask == les["id"]]
+        if les["pattern"] == "chondral_line":
+            assert (region == JOINT).all()
+        elif les["intra_articular"]:
+            assert np.isin(region, [SOFT, JOINT]).all()
+        else:
+            assert (region == SOFT).mean() >= 0.97
+
+
+SPACING_MODES = ["pixel", "imager", "imager_ermf", "pixel_calibrated"]
+
+
+@pytest.mark.parametrize("sop", ["CR", "DX"])
+@pytest.mark.parametrize("mode", SPACING_MODES)
+@pytest.mark.parametrize("syntax", list(TRANSFER_SYNTAXES), ids=list(TRANSFER_SYNTAXES))
+def test_every_syntax_and_spacing_mode_round_trips(
+    tmp_path: Path, syntax: str, mode: str, sop: str
+) -> None:
+    """Lossless in every transfer syntax, and ingest derives the spacing we report."""
+    from calcimg.synth.dicomout import DicomOptions, write_dicom
+
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 4096, (96, 80)).astype(np.uint16)
+    photometric = "MONOCHROME1" if mode in ("imager", "pixel_calibrated") else "MONOCHROME2"
+    opts = DicomOptions(
+        sop=sop,
+        photometric=photometric,
+        spacing_mode=mode,
+        transfer_syntax=syntax,
+        magnification=1.2,
+    )
+    path = tmp_path / "x.dcm"
+    spacing = write_dicom(
+        path,
+        px,
+        bits=12,
+        spacing_mm=0.143,
+        options=opts,
+        seed=1,
+        body_part="KNEE",
+        view="AP",
+        laterality="L",
+        age_years=50,
+    )
+    assert spacing == pytest.approx((0.143, 0.143), abs=1e-9)
+    rg = read_radiograph(path)
+    assert rg.pixel_spacing_mm == pytest.approx(spacing, abs=1e-12)
+    ds = pydicom.dcmread(path)
+    assert str(ds.file_meta.TransferSyntaxUID) == str(TRANSFER_SYNTAXES[syntax])
+    stored = ds.pixel_array
+    expect = px if photometric == "MONOCHROME2" else 4095 - px
+    assert np.array_equal(stored, expect)
+    # canonical pixels: higher = the generator's higher (more attenuation)
+    assert np.corrcoef(rg.pixels.ravel(), px.ravel().astype(np.float32))[0, 1] > 0.99999
