@@ -172,6 +172,49 @@ def test_dashed_tram_track_is_still_a_pair() -> None:
     assert d["line_spacing_mm"] == pytest.approx(3.5, abs=0.3)
 
 
+def _tube(spacing: float, radius_mm: float, wall_mm: float, length_mm: float = 50.0):
+    """A calcified tube seen side-on: projected wall density, mask filling the lumen."""
+    n_r = round(20 / spacing)
+    n_c = round((length_mm + 20) / spacing)
+    rr = (np.arange(n_r)[:, None] - n_r / 2) * spacing
+    cc = np.arange(n_c)[None, :] * spacing
+    along = (cc >= 10) & (cc <= 10 + length_mm)
+    d = np.abs(rr)
+
+    def chord(r: float) -> np.ndarray:
+        return 2 * np.sqrt(np.clip(r * r - d * d, 0, None))
+
+    prof = (chord(radius_mm) - chord(radius_mm - wall_mm)) * along
+    prof = prof / prof.max()
+    img = BG + (CALC - BG) * prof
+    return prof > 0.3, img
+
+
+def test_filled_tube_is_a_tram_track() -> None:
+    s = 0.15
+    mask, img = _tube(s, radius_mm=2.0, wall_mm=0.5)
+    item = _run(mask, img, s).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == 1
+    assert d["n_tubes"] == 1
+    assert d["parallel_pair"] is True
+    # wall centres are 2 * radius - wall = 3.5 mm apart
+    assert d["line_spacing_mm"] == pytest.approx(3.5, abs=0.4)
+    assert item.pattern is Pattern.VASCULAR
+    assert any("tram-track" in t for t in item.drivers)
+
+
+def test_solid_band_is_not_a_tube() -> None:
+    s = 0.15
+    mask = np.zeros((130, 460), bool)
+    mask[50:80, 60:400] = True  # 4.5 mm wide, 51 mm long, brightest in the middle
+    dist = ndi.distance_transform_edt(mask)
+    img = BG + (CALC - BG) * np.minimum(dist / 8, 1.0)
+    d = _run(mask, img, s).items[0].descriptors
+    assert d["n_tubes"] == 0
+    assert d["parallel_pair"] is False
+
+
 def test_lines_too_far_apart_are_not_a_pair() -> None:
     mask = _lines(0.15, 12.0)
     d = _run(mask, np.where(mask, CALC, BG), 0.15).items[0].descriptors
@@ -234,6 +277,32 @@ def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
     assert d["ring_and_arc"] is True
     assert d["similar_sized"] is True
     assert item.location.intra_articular is True
+    assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
+
+
+def test_lobulated_mass_beside_a_joint_is_globular_with_septa() -> None:
+    s = 0.2
+    shape = (500, 500)
+    bone = np.zeros(shape, bool)
+    bone[:120] = True
+    joint = np.zeros(shape, bool)
+    joint[120:135, 50:450] = True
+    mask = np.zeros(shape, bool)
+    # globules 6-12 mm separated by 1 mm lucent septa, 10-40 mm from the joint
+    for (r, c), rad_mm in zip(
+        [(200, 200), (200, 262), (255, 230), (250, 170), (150, 250)],
+        [6, 5, 5, 4, 3],
+        strict=True,
+    ):
+        mask |= _disk(shape, (r, c), rad_mm / s)
+    _, n = ndi.label(mask)
+    img = np.where(bone, CORTEX, BG)
+    img = np.where(mask, CALC + 200, img)
+    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == n == 5
+    assert d["septa"] is True
+    assert item.location.intra_articular is False
     assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
 
 

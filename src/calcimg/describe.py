@@ -570,9 +570,7 @@ def _centre_dip(
     """
     h, w = filled.shape
     img = pixels[origin[0] : origin[0] + h, origin[1] : origin[1] + w]
-    dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5)[
-        1:-1, 1:-1
-    ]
+    dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     rmax = float(dist.max())
     if rmax < 2.5:
         return 0.0
@@ -923,9 +921,7 @@ def _measure(
         if lines or tubes
         else max(parts, key=lambda p: p.area_mm2)
     )
-    curvature = (
-        curv_src.curvature_per_mm if (lines or tubes or curv_src.linearity > 0.5) else None
-    )
+    curvature = curv_src.curvature_per_mm if (lines or tubes or curv_src.linearity > 0.5) else None
 
     bodies = [
         p
