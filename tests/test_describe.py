@@ -280,6 +280,27 @@ def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
     assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
 
 
+def test_loose_bodies_against_the_bone_beside_the_joint_are_intra_articular() -> None:
+    s = 0.15
+    shape = (500, 500)
+    bone = np.zeros(shape, bool)
+    bone[:, :200] = True  # the bone's surface is column 200
+    joint = np.zeros(shape, bool)
+    joint[240:260, 100:200] = True
+    bone[240:260] = False
+    # 4 mm bodies 9 pixels (1.35 mm) off the bone, 5-20 mm above and below the joint space
+    centres = [(190, 221), (140, 221), (310, 221), (360, 221)]
+    mask, img = _ring_image(shape, centres, 2.0 / s, 1.2 / s)
+    img = np.where(bone, CORTEX, img)
+    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    d = item.descriptors
+    assert d["joint_space_overlap"] == 0.0
+    assert d["particle_bone_distance_mm"] == pytest.approx(1.35, abs=0.1)
+    assert item.location.intra_articular is True
+    # nearest: body edge (203, 213) to the joint space corner (240, 199)
+    assert item.location.distance_to_joint_mm == pytest.approx(0.15 * math.hypot(37, 14), abs=0.5)
+
+
 def test_lobulated_mass_beside_a_joint_is_globular_with_septa() -> None:
     s = 0.2
     shape = (500, 500)

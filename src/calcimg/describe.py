@@ -66,7 +66,7 @@ FEATURES: tuple[str, ...] = (
     "ring_and_arc",
     "solidity",
     "septa",
-    "intra_articular",
+    "joint_space_overlap",
     "joint_proximity",
     "bone_proximity",
     "density_rel_cortex",
@@ -75,7 +75,8 @@ FEATURES: tuple[str, ...] = (
 
 ``log_*`` are natural logs of mm values (particle count for ``log_n_particles``);
 ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
-joint), ``bone_proximity`` exp(-distance to bone / 3 mm) (0 without bone); booleans are
+joint), ``bone_proximity`` exp(-median particle distance to bone / 3 mm) (0 without
+bone); ``joint_space_overlap`` the share of the finding inside a joint space; booleans are
 0/1; ``density_rel_cortex`` is clipped to [0, 2] (0.5 when not measurable).
 """
 
@@ -155,6 +156,10 @@ class DescribeParams:
         regional between.
     intra_articular_min_overlap : float
         Fraction of the finding's area inside a joint space that makes it intra-articular.
+    capsule_bone_mm, capsule_joint_mm : float
+        A finding outside the joint space is still intra-articular (in the joint's
+        recesses) when the median over its particles of their distance to bone is at most
+        ``capsule_bone_mm`` and to the joint space at most ``capsule_joint_mm``.
     features : tuple of str
         Names of the model features, in the order of the weight vectors (``FEATURES``).
     w_amorphous, w_finely_speckled, w_globular_periarticular, w_vascular, w_chondral_line
@@ -183,6 +188,8 @@ class DescribeParams:
     focal_max_extent_mm: float = 30.0
     diffuse_min_extent_mm: float = 120.0
     intra_articular_min_overlap: float = 0.3
+    capsule_bone_mm: float = 3.0
+    capsule_joint_mm: float = 25.0
     features: tuple[str, ...] = FEATURES
     w_amorphous: tuple[float, ...] = _W_DEFAULT[Pattern.AMORPHOUS]
     w_finely_speckled: tuple[float, ...] = _W_DEFAULT[Pattern.FINELY_SPECKLED]
@@ -209,6 +216,8 @@ class DescribeParams:
             "globule_min_diameter_mm",
             "focal_max_extent_mm",
             "diffuse_min_extent_mm",
+            "capsule_bone_mm",
+            "capsule_joint_mm",
         ):
             check_positive(q + name, getattr(self, name))
         check_range(q + "line_min_linearity", self.line_min_linearity, 0.0, 1.0)
@@ -680,37 +689,72 @@ def _location(
     joints: list[_JointIndex],
     spacing: tuple[float, float],
     params: DescribeParams,
-) -> Location:
+) -> tuple[Location, dict[str, Any]]:
+    """The finding's Location and the measurements behind it (``joint_space_overlap``,
+    ``particle_joint_distance_mm`` and ``particle_bone_distance_mm``: medians over the
+    particles of each particle's nearest distance)."""
     r0, c0, r1, c1 = det.bbox
     mask = det.mask
-    rr, cc = np.nonzero(mask)
-    if len(rr) == 0:
-        return Location()
-    dist_bone = anatomy.distance_to_bone_mm[r0:r1, c0:c1][mask]
+    n_px = int(np.count_nonzero(mask))
+    extra: dict[str, Any] = {
+        "joint_space_overlap": 0.0,
+        "particle_joint_distance_mm": None,
+        "particle_bone_distance_mm": None,
+    }
+    if n_px == 0:
+        return Location(), extra
+    sp = np.array(spacing)
+    bone_crop = anatomy.distance_to_bone_mm[r0:r1, c0:c1]
+    dist_bone = bone_crop[mask]
     d_bone = float(dist_bone.min()) if np.isfinite(dist_bone).any() else None
     jl = anatomy.joint_labels[r0:r1, c0:c1][mask]
-    inside = jl[jl > 0]
-    step = max(1, len(rr) // 4000)
-    pts = np.column_stack([rr[::step] + r0, cc[::step] + c0]) * np.array(spacing)
+    overlap = float(np.count_nonzero(jl) / len(jl))
+    extra["joint_space_overlap"] = round(overlap, 3)
+    # per particle: nearest distance to bone and to the nearest joint's space
+    part_bone: list[float] = []
+    part_joint: list[float] = []
     best: tuple[float, _JointIndex] | None = None
-    for j in joints:
-        d, _ = j.tree.query(pts, k=1)
-        dmin = float(np.min(d))
-        if inside.size and np.any(inside == j.label):
-            dmin = 0.0
-        if best is None or dmin < best[0]:
-            best = (dmin, j)
-    intra = False
-    if inside.size:
-        intra = inside.size / len(jl) >= params.intra_articular_min_overlap
+    for i, s in enumerate(ndi.find_objects(det.particles), start=1):
+        if s is None:
+            continue
+        pm = det.particles[s] == i
+        pr, pc = np.nonzero(pm)
+        db = bone_crop[s][pm]
+        if np.isfinite(db).any():
+            part_bone.append(float(db.min()))
+        step = max(1, len(pr) // 500)
+        pts = np.column_stack([pr[::step] + r0 + s[0].start, pc[::step] + c0 + s[1].start]) * sp
+        inside = anatomy.joint_labels[r0:r1, c0:c1][s][pm]
+        pj = math.inf
+        for j in joints:
+            dmin = 0.0 if np.any(inside == j.label) else float(j.tree.query(pts, k=1)[0].min())
+            pj = min(pj, dmin)
+            if best is None or dmin < best[0]:
+                best = (dmin, j)
+        if math.isfinite(pj):
+            part_joint.append(pj)
+    med_bone = float(np.median(part_bone)) if part_bone else None
+    med_joint = float(np.median(part_joint)) if part_joint else None
+    extra["particle_bone_distance_mm"] = _rnd(med_bone)
+    extra["particle_joint_distance_mm"] = _rnd(med_joint)
+    # the capsule is not visible on a radiograph: a finding is intra-articular when it lies
+    # in the joint space, or when its particles sit against the bone (the synovium lines
+    # it) close to the joint line, as loose bodies in the recesses do; periarticular
+    # masses (tumoral calcinosis) lie away from the bone (DOMAIN.md)
+    intra = overlap >= params.intra_articular_min_overlap or (
+        med_bone is not None
+        and med_joint is not None
+        and med_bone <= params.capsule_bone_mm
+        and med_joint <= params.capsule_joint_mm
+    )
     if best is None:
-        return Location(intra_articular=intra, distance_to_bone_mm=d_bone)
+        return Location(intra_articular=bool(intra), distance_to_bone_mm=_rnd(d_bone)), extra
     return Location(
         nearest_joint=best[1].name,
         distance_to_joint_mm=round(best[0], 2),
         intra_articular=bool(intra),
-        distance_to_bone_mm=None if d_bone is None else round(d_bone, 2),
-    )
+        distance_to_bone_mm=_rnd(d_bone),
+    ), extra
 
 
 # --------------------------------------------------------------------------- descriptors
@@ -992,7 +1036,7 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
 
     n = max(int(desc.get("n_particles") or 1), 1)
     d_joint = loc.distance_to_joint_mm
-    d_bone = loc.distance_to_bone_mm
+    d_bone = desc.get("particle_bone_distance_mm", loc.distance_to_bone_mm)
     return {
         "bias": 1.0,
         "log_n_particles": math.log(n),
@@ -1007,7 +1051,7 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
         "ring_and_arc": float(bool(desc.get("ring_and_arc"))),
         "solidity": num("solidity", 1.0),
         "septa": float(bool(desc.get("septa"))),
-        "intra_articular": float(loc.intra_articular),
+        "joint_space_overlap": num("joint_space_overlap", 0.0),
         "joint_proximity": 0.0 if d_joint is None else math.exp(-d_joint / 10.0),
         "bone_proximity": 0.0 if d_bone is None else math.exp(-d_bone / 3.0),
         "density_rel_cortex": min(max(num("density_rel_cortex", 0.5), 0.0), 2.0),
@@ -1068,18 +1112,22 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
             return f"solidity {desc.get('solidity'):.2f}"
         case "septa":
             return "lucent septa between globules" if desc.get("septa") else None
-        case "intra_articular":
+        case "joint_space_overlap":
+            ov = float(desc.get("joint_space_overlap") or 0.0)
+            if ov > 0:
+                return f"{100 * ov:.0f}% inside the {joint} joint space"
             if loc.intra_articular:
-                return f"inside the {joint} joint space"
+                return f"in the {joint} joint's recesses, against the bone"
             return "outside the joint space"
         case "joint_proximity":
             if loc.distance_to_joint_mm is None:
                 return "no joint on the film"
             return f"{loc.distance_to_joint_mm:.1f} mm from the {joint} joint space"
         case "bone_proximity":
-            if loc.distance_to_bone_mm is None:
+            d_bone = desc.get("particle_bone_distance_mm", loc.distance_to_bone_mm)
+            if d_bone is None:
                 return "no bone on the film"
-            return f"{loc.distance_to_bone_mm:.1f} mm from the bone surface"
+            return f"{d_bone:.1f} mm from the bone surface"
         case "density_rel_cortex":
             d = desc.get("density_rel_cortex")
             return None if d is None else f"density {d:.2f} x cortical bone"
@@ -1205,7 +1253,8 @@ def describe(
         if not det.mask.any():
             continue
         desc, area, centroid = _measure(det, radiograph, anatomy, all_mask, params)
-        loc = _location(det, anatomy, joints, spacing, params)
+        loc, loc_desc = _location(det, anatomy, joints, spacing, params)
+        desc.update(loc_desc)
         pattern, scores, drivers = _classify(desc, loc, params)
         items.append(
             Description(
