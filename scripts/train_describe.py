@@ -142,14 +142,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, help="reuse / save the measured features (.npz)")
     a = ap.parse_args(argv)
     params = load_config().describe
-    x, y, seeds = collect(a.folder, params)
-    w = fit(x, y, a.l2)
-    logits = x @ w.T
-    acc = float((logits.argmax(1) == y).mean())
-    print(
-        f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}, "
-        f"training accuracy {acc:.3f}"
-    )
+    defaults = DescribeParams()
+    prior = np.array([defaults.weights(p) for p in PATTERNS])
+    if a.cache is not None and a.cache.is_file():
+        z = np.load(a.cache)
+        x, y, groups, seeds = z["x"], z["y"], z["groups"], z["seeds"].tolist()
+    else:
+        x, y, groups, seeds = collect(a.folder, params)
+        if a.cache is not None:
+            np.savez(a.cache, x=x, y=y, groups=groups, seeds=np.array(seeds))
+    print(f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}")
+    print(f"prior alone: accuracy {float(((x @ prior.T).argmax(1) == y).mean()):.3f}")
+    # leave-one-image-out cross-validation: what the fit is worth on unseen images
+    cv_pred = np.empty_like(y)
+    for g in np.unique(groups):
+        test = groups == g
+        w_g = fit(x[~test], y[~test], a.l2, prior)
+        cv_pred[test] = (x[test] @ w_g.T).argmax(1)
+    print(f"leave-one-image-out accuracy {float((cv_pred == y).mean()):.3f}; per pattern:")
+    for i, p in enumerate(PATTERNS):
+        sel = y == i
+        if sel.any():
+            print(f"  {p}: {float((cv_pred[sel] == i).mean()):.3f} (n={int(sel.sum())})")
+    w = fit(x, y, a.l2, prior)
+    acc = float(((x @ w.T).argmax(1) == y).mean())
+    print(f"training accuracy {acc:.3f}")
     text = section_text(params, w, a.folder, seeds, a.l2, len(y))
     print(text)
     if not a.dry_run:

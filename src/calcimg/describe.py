@@ -63,6 +63,8 @@ FEATURES: tuple[str, ...] = (
     "line_fraction",
     "parallel_pair",
     "lucent_center",
+    "lucent_depth",
+    "phlebolith_size",
     "ring_and_arc",
     "solidity",
     "septa",
@@ -74,6 +76,10 @@ FEATURES: tuple[str, ...] = (
 """Named features of the pattern model, computed from the descriptors by ``pattern_features``.
 
 ``log_*`` are natural logs of mm values (particle count for ``log_n_particles``);
+``lucent_depth`` the median centre depth of the round bodies (clipped to [0, 1]);
+``phlebolith_size`` exp(-(ln(d_max / 3.2 mm) / 0.35)^2) x (1 - linearity) for findings of
+one or two particles, else 0; ``ring_and_arc`` the share of bodies that are rings, arcs or
+lucent when at least two are, else 0;
 ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
 joint), ``bone_proximity`` exp(-median particle distance to bone / 3 mm) (0 without
 bone); ``joint_space_overlap`` the share of the finding inside a joint space; booleans are
@@ -85,30 +91,32 @@ bone); ``joint_space_overlap`` the share of the finding inside a joint space; bo
 # encode DOMAIN.md's pattern table: speckled = many sub-2 mm particles; globular = big
 # rounded bodies beside a joint; vascular = parallel lines or a lucent-centred round body;
 # chondral = a thin line inside the joint space close to bone; amorphous = the rest.
+_PRIOR: dict[Pattern, dict[str, float]] = {
+    Pattern.AMORPHOUS: {
+        "bias": 1.0, "log_diameter_max": 0.5, "line_fraction": -1.0, "solidity": 1.0,
+    },
+    Pattern.FINELY_SPECKLED: {
+        "bias": -1.0, "log_n_particles": 1.5, "log_diameter_mean": -2.0,
+        "log_diameter_max": -1.0, "log_extent": 0.5, "line_fraction": -1.0, "solidity": -2.0,
+    },
+    Pattern.GLOBULAR_PERIARTICULAR: {
+        "bias": -2.0, "log_n_particles": 0.3, "log_diameter_mean": 0.5, "log_diameter_max": 1.0,
+        "size_cv": -1.0, "linearity": -1.0, "line_fraction": -1.0, "ring_and_arc": 3.0,
+        "septa": 2.0, "joint_space_overlap": -1.0, "joint_proximity": 2.0,
+        "density_rel_cortex": 0.5,
+    },
+    Pattern.VASCULAR: {
+        "bias": -1.5, "log_extent": 0.3, "linearity": 1.0, "line_fraction": 1.5,
+        "parallel_pair": 4.0, "lucent_center": 2.5, "lucent_depth": 4.0,
+        "phlebolith_size": 1.5, "ring_and_arc": -1.0, "joint_space_overlap": -2.0,
+    },
+    Pattern.CHONDRAL_LINE: {
+        "bias": -2.5, "linearity": 1.5, "line_fraction": 1.5, "parallel_pair": -2.0,
+        "joint_space_overlap": 3.0, "joint_proximity": 1.0, "bone_proximity": 1.0,
+    },
+}  # fmt: skip
 _W_DEFAULT: dict[Pattern, tuple[float, ...]] = {
-    Pattern.AMORPHOUS: (1.0, 0, 0, 0.5, 0, 0, 0, -1, 0, 0, 0, 1, 0, 0, 0, 0, 0),
-    Pattern.FINELY_SPECKLED: (-1.0, 1.5, -2, -1, 0.5, 0, 0, -1, 0, 0, 0, -2, 0, 0, 0, 0, 0),
-    Pattern.GLOBULAR_PERIARTICULAR: (
-        -2.0,
-        0.3,
-        0.5,
-        1,
-        0,
-        -1,
-        -1,
-        -1,
-        0,
-        0,
-        3,
-        0,
-        2,
-        0.5,
-        2,
-        0,
-        0.5,
-    ),
-    Pattern.VASCULAR: (-1.5, 0, 0, 0, 0.3, 0, 1, 1.5, 4, 4.5, -1, 0, 0, -2, 0, 0, 0),
-    Pattern.CHONDRAL_LINE: (-2.5, 0, 0, 0, 0, 0, 1.5, 1.5, -2, 0, 0, 0, 0, 3, 1, 1, 0),
+    p: tuple(_PRIOR[p].get(f, 0.0) for f in FEATURES) for p in _PRIOR
 }
 
 
@@ -1016,6 +1024,7 @@ def _measure(
         ),
         "ring_and_arc": bool(ring_and_arc),
         "n_ring_or_arc": int(n_ring),
+        "ring_or_arc_fraction": _rnd(n_ring / len(ring_like) if ring_like else 0.0, 3),
         "septa": bool(septa),
         "solidity": _rnd(solidity, 3),
         "eccentricity": _rnd(eccentricity, 3),
@@ -1037,6 +1046,12 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
     n = max(int(desc.get("n_particles") or 1), 1)
     d_joint = loc.distance_to_joint_mm
     d_bone = desc.get("particle_bone_distance_mm", loc.distance_to_bone_mm)
+    # one or two round bodies of the phlebolith's size (DOMAIN.md: 2-5 mm): a log-normal
+    # membership centred on 3.2 mm, times roundness
+    d_max = max(num("particle_diameter_max_mm", 1.0), 0.1)
+    phleb = 0.0
+    if n <= 2:
+        phleb = math.exp(-((math.log(d_max / 3.2) / 0.35) ** 2)) * (1 - num("linearity", 0.0))
     return {
         "bias": 1.0,
         "log_n_particles": math.log(n),
@@ -1048,7 +1063,11 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
         "line_fraction": num("line_fraction", 0.0),
         "parallel_pair": float(bool(desc.get("parallel_pair"))),
         "lucent_center": float(bool(desc.get("lucent_center"))),
-        "ring_and_arc": float(bool(desc.get("ring_and_arc"))),
+        "lucent_depth": min(max(num("lucent_depth", 0.0), 0.0), 1.0),
+        "phlebolith_size": phleb,
+        "ring_and_arc": num("ring_or_arc_fraction", 0.0)
+        if (desc.get("n_ring_or_arc") or 0) >= 2
+        else 0.0,
         "solidity": num("solidity", 1.0),
         "septa": float(bool(desc.get("septa"))),
         "joint_space_overlap": num("joint_space_overlap", 0.0),
@@ -1086,6 +1105,16 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
                     "with a lucent centre"
                 )
             return "no lucent centre"
+        case "lucent_depth":
+            dep = desc.get("lucent_depth")
+            if dep:
+                return f"centre {100 * dep:.0f}% darker than the rim"
+            return None
+        case "phlebolith_size":
+            return (
+                f"{n} round bod{'ies' if n != 1 else 'y'} of "
+                f"{desc.get('particle_diameter_max_mm'):.1f} mm (phlebolith size 2-5 mm)"
+            )
         case "ring_and_arc":
             if desc.get("ring_and_arc"):
                 sim = ", similar-sized" if desc.get("similar_sized") else ""
