@@ -88,6 +88,12 @@ def _detections(mask: np.ndarray) -> Detections:
     )
 
 
+@pytest.fixture(params=["prior", "shipped"])
+def model(request: pytest.FixtureRequest) -> DescribeParams:
+    """The hand-set prior weights (code defaults) and the shipped fitted weights."""
+    return DescribeParams() if request.param == "prior" else load_config().describe
+
+
 def _disk(shape: tuple[int, int], centre_rc: tuple[float, float], radius_px: float) -> np.ndarray:
     rr, cc = np.ogrid[: shape[0], : shape[1]]
     return (rr - centre_rc[0]) ** 2 + (cc - centre_rc[1]) ** 2 <= radius_px**2
@@ -138,10 +144,10 @@ def _lines(
 
 
 @pytest.mark.parametrize("curve", [False, True], ids=["straight", "curved"])
-def test_parallel_lines_are_a_tram_track(curve: bool) -> None:
+def test_parallel_lines_are_a_tram_track(curve: bool, model: DescribeParams) -> None:
     mask = _lines(0.15, 3.0, curve=curve)
     img = np.where(mask, CALC, BG)
-    item = _run(mask, img, 0.15).items[0]
+    item = _run(mask, img, 0.15, params=model).items[0]
     d = item.descriptors
     assert d["n_particles"] == 2
     assert d["parallel_pair"] is True
@@ -190,10 +196,10 @@ def _tube(spacing: float, radius_mm: float, wall_mm: float, length_mm: float = 5
     return prof > 0.3, img
 
 
-def test_filled_tube_is_a_tram_track() -> None:
+def test_filled_tube_is_a_tram_track(model: DescribeParams) -> None:
     s = 0.15
     mask, img = _tube(s, radius_mm=2.0, wall_mm=0.5)
-    item = _run(mask, img, s).items[0]
+    item = _run(mask, img, s, params=model).items[0]
     d = item.descriptors
     assert d["n_particles"] == 1
     assert d["n_tubes"] == 1
@@ -251,16 +257,16 @@ def _ring_image(
     return mask, img
 
 
-def test_phlebolith_is_vascular() -> None:
+def test_phlebolith_is_vascular(model: DescribeParams) -> None:
     s = 0.15
     mask, img = _ring_image((200, 200), [(100, 100)], 3.5 / 2 / s, 1.0 / s)
-    item = _run(mask, img, s).items[0]
+    item = _run(mask, img, s, params=model).items[0]
     assert item.descriptors["lucent_center"] is True
     assert item.pattern is Pattern.VASCULAR
     assert any("lucent" in d for d in item.drivers)
 
 
-def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
+def test_ring_and_arc_loose_bodies_in_a_joint_are_globular(model: DescribeParams) -> None:
     s = 0.15
     shape = (500, 500)
     bone = np.zeros(shape, bool)
@@ -271,7 +277,9 @@ def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
     centres = [(200, 150), (210, 250), (290, 200), (300, 330), (230, 380)]
     mask, img = _ring_image(shape, centres, 3.0 / s, 1.8 / s)
     img = np.where(bone, CORTEX, img)
-    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    item = _run(
+        mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint), params=model
+    ).items[0]
     d = item.descriptors
     assert d["n_particles"] == 5
     assert d["ring_and_arc"] is True
@@ -301,7 +309,7 @@ def test_loose_bodies_against_the_bone_beside_the_joint_are_intra_articular() ->
     assert item.location.distance_to_joint_mm == pytest.approx(0.15 * math.hypot(37, 14), abs=0.5)
 
 
-def test_lobulated_mass_beside_a_joint_is_globular_with_septa() -> None:
+def test_lobulated_mass_beside_a_joint_is_globular_with_septa(model: DescribeParams) -> None:
     s = 0.2
     shape = (500, 500)
     bone = np.zeros(shape, bool)
@@ -319,7 +327,9 @@ def test_lobulated_mass_beside_a_joint_is_globular_with_septa() -> None:
     _, n = ndi.label(mask)
     img = np.where(bone, CORTEX, BG)
     img = np.where(mask, CALC + 200, img)
-    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    item = _run(
+        mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint), params=model
+    ).items[0]
     d = item.descriptors
     assert d["n_particles"] == n == 5
     assert d["septa"] is True
@@ -350,9 +360,9 @@ def _speckles(n_speck: int, spacing: float = 0.15, seed: int = 3) -> np.ndarray:
     return mask
 
 
-def test_speckles_count_exactly_and_classify_as_finely_speckled() -> None:
+def test_speckles_count_exactly_and_classify_as_finely_speckled(model: DescribeParams) -> None:
     mask = _speckles(30)
-    item = _run(mask, np.where(mask, CALC, BG), 0.15).items[0]
+    item = _run(mask, np.where(mask, CALC, BG), 0.15, params=model).items[0]
     d = item.descriptors
     assert d["n_particles"] == 30
     assert d["particle_diameter_mean_mm"] == pytest.approx(1.0, abs=0.2)
@@ -361,7 +371,7 @@ def test_speckles_count_exactly_and_classify_as_finely_speckled() -> None:
     assert item.pattern is Pattern.FINELY_SPECKLED
 
 
-def test_amorphous_clump() -> None:
+def test_amorphous_clump(model: DescribeParams) -> None:
     rng = np.random.default_rng(5)
     s = 0.15
     size = 200
@@ -369,12 +379,12 @@ def test_amorphous_clump() -> None:
     for _ in range(6):
         r, c = rng.integers(80, 120, 2)
         mask |= _disk((size, size), (r, c), rng.uniform(12, 25))
-    item = _run(mask, np.where(mask, CALC, BG), s).items[0]
+    item = _run(mask, np.where(mask, CALC, BG), s, params=model).items[0]
     assert item.descriptors["n_particles"] == 1
     assert item.pattern is Pattern.AMORPHOUS
 
 
-def test_chondral_line_inside_joint_space() -> None:
+def test_chondral_line_inside_joint_space(model: DescribeParams) -> None:
     s = 0.15
     shape = (400, 400)
     bone = np.zeros(shape, bool)
@@ -387,7 +397,7 @@ def test_chondral_line_inside_joint_space() -> None:
     img = np.where(bone, CORTEX, BG)
     img = np.where(mask, CALC, img)
     am = _anatomy(shape, s, bone=bone, joint=joint)
-    item = _run(mask, img, s, anatomy=am).items[0]
+    item = _run(mask, img, s, anatomy=am, params=model).items[0]
     assert item.location.intra_articular is True
     assert item.location.nearest_joint == "knee"
     assert item.location.distance_to_joint_mm == 0.0
