@@ -79,7 +79,7 @@ FEATURES: tuple[str, ...] = (
 ``lucent_depth`` the median centre depth of the round bodies (clipped to [0, 1]);
 ``phlebolith_size`` exp(-(ln(d_max / 3.2 mm) / 0.35)^2) x (1 - linearity) for findings of
 one or two particles, else 0; ``ring_and_arc`` the share of bodies that are rings, arcs or
-lucent when at least two are, else 0;
+lucent when `ring_and_arc` is true, else 0;
 ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
 joint), ``bone_proximity`` exp(-median particle distance to bone / 3 mm) (0 without
 bone); ``joint_space_overlap`` the share of the finding inside a joint space; booleans are
@@ -146,6 +146,12 @@ class DescribeParams:
         Centre-to-centre spacing of a parallel (tram-track) line pair (DOMAIN.md: 2-6 mm).
     pair_min_coverage : float
         Fraction of the line skeleton that must have a parallel partner.
+    ring_min_bodies : int
+        ``ring_and_arc`` needs at least this many ring, arc or lucent bodies, making at
+        least 40% of the bodies.
+    ring_min_solidity : float
+        A round particle with a hole is a ring when its filled outline has at least this
+        solidity (area / convex hull area).
     lucent_min_diameter_mm, lucent_max_diameter_mm : float
         Round bodies in this size range are tested for a lucent centre.
     lucent_min_depth : float
@@ -182,10 +188,12 @@ class DescribeParams:
     line_min_length_mm: float = 3.0
     line_min_aspect: float = 4.0
     line_min_linearity: float = 0.5
-    line_max_width_mm: float = 2.5
+    line_max_width_mm: float = 1.6
     pair_min_spacing_mm: float = 1.5
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
+    ring_min_solidity: float = 0.85
+    ring_min_bodies: int = 3
     lucent_min_diameter_mm: float = 1.5
     lucent_max_diameter_mm: float = 10.0
     lucent_min_depth: float = 0.08
@@ -229,6 +237,8 @@ class DescribeParams:
         ):
             check_positive(q + name, getattr(self, name))
         check_range(q + "line_min_linearity", self.line_min_linearity, 0.0, 1.0)
+        check_range(q + "ring_min_solidity", self.ring_min_solidity, 0.0, 1.0)
+        check_range(q + "ring_min_bodies", self.ring_min_bodies, 1, 1000)
         check_range(q + "pair_min_coverage", self.pair_min_coverage, 0.0, 1.0, low_open=True)
         check_range(q + "lucent_min_depth", self.lucent_min_depth, 0.0, 1.0, low_open=True)
         check_range(
@@ -325,6 +335,7 @@ class _Particle:
     linearity: float
     is_line: bool
     is_ring: bool
+    has_hole: bool
     is_lucent: bool
     centre_depth: float
     """(rim - middle) / rim contrast of the filled particle (see ``_centre_dip``)."""
@@ -348,6 +359,17 @@ def _pca(points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vals, vecs = np.linalg.eigh(cov)
     order = np.argsort(vals)[::-1]
     return np.maximum(vals[order], 0.0), vecs[:, order]
+
+
+def _solidity_px(mask: np.ndarray) -> float:
+    """Area / convex hull area of a pixel set (hull through pixel centres + half its
+    perimeter + 1, so that a solid digital disk or square is ~1)."""
+    rr, cc = np.nonzero(mask)
+    if len(rr) < 3:
+        return 1.0
+    hull = cv2.convexHull(np.column_stack([cc, rr]).astype(np.float32))
+    hull_area = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1
+    return min(1.0, len(rr) / hull_area)
 
 
 def _skeleton_length_mm(skel: np.ndarray, spacing: tuple[float, float]) -> float:
@@ -415,8 +437,12 @@ def _measure_particle(
     hole_px = int(np.count_nonzero(filled & ~mask))
     # a hole makes a ring only in a round body: an elongated particle with a hole is the
     # closed outline of a calcified tube (the two walls of a tram-track joined at its ends)
-    is_ring = linearity < params.line_min_linearity and hole_px >= max(
-        2, 0.04 * np.count_nonzero(filled)
+    has_hole = hole_px >= max(2, 0.04 * np.count_nonzero(filled))
+    # and the body must be round in outline: a ragged fragment with a hole is not a ring
+    is_ring = (
+        has_hole
+        and linearity < params.line_min_linearity
+        and _solidity_px(filled) >= params.ring_min_solidity
     )
     skel = skeletonize(mask) if mask.sum() >= 3 else mask.copy()
     skel_len = _skeleton_length_mm(skel, spacing)
@@ -478,6 +504,7 @@ def _measure_particle(
         linearity=linearity,
         is_line=is_line,
         is_ring=is_ring,
+        has_hole=has_hole,
         is_lucent=is_lucent,
         centre_depth=depth,
         is_tube=is_tube,
@@ -813,7 +840,8 @@ def _parallel_lines(
         # of a tube (the far wall); a straight line's own points lie along its tangent
         other = np.flatnonzero(ids != i)
         cand = [other] if len(other) else []
-        cand.append(own)
+        if lines[i].has_hole:
+            cand.append(own)
         best = np.full(len(own), np.inf)
         best_id = np.full(len(own), -1)
         for pool in cand:
@@ -989,7 +1017,8 @@ def _measure(
         if p.diameter_mm >= params.lucent_min_diameter_mm / 2 and not p.is_line and not p.is_tube
     ]
     n_ring = sum(p.is_ring or p.is_lucent or p.is_arc for p in ring_like)
-    ring_and_arc = n_ring >= 2 and n_ring / max(len(ring_like), 1) >= 0.4
+    # DOMAIN.md: *many* ring-and-arc bodies (synovial chondromatosis)
+    ring_and_arc = n_ring >= params.ring_min_bodies and n_ring / max(len(ring_like), 1) >= 0.4
     septa = _septa(parts, params)
 
     if extent <= params.focal_max_extent_mm:
@@ -1065,9 +1094,7 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
         "lucent_center": float(bool(desc.get("lucent_center"))),
         "lucent_depth": min(max(num("lucent_depth", 0.0), 0.0), 1.0),
         "phlebolith_size": phleb,
-        "ring_and_arc": num("ring_or_arc_fraction", 0.0)
-        if (desc.get("n_ring_or_arc") or 0) >= 2
-        else 0.0,
+        "ring_and_arc": num("ring_or_arc_fraction", 0.0) if desc.get("ring_and_arc") else 0.0,
         "solidity": num("solidity", 1.0),
         "septa": float(bool(desc.get("septa"))),
         "joint_space_overlap": num("joint_space_overlap", 0.0),
@@ -1093,10 +1120,8 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
                 if n_tubes and n_tubes * 2 >= n_lines:
                     what = f"{n_tubes} tube segment{'s' if n_tubes > 1 else ''} with lucent lumen,"
                     return f"{what} walls {desc.get('line_spacing_mm')} mm apart (tram-track)"
-                return (
-                    f"{n_lines} parallel linear particles "
-                    f"{desc.get('line_spacing_mm')} mm apart (tram-track)"
-                )
+                what = "parallel linear particles" if n_lines > 1 else "linear particle, walls"
+                return f"{n_lines} {what} {desc.get('line_spacing_mm')} mm apart (tram-track)"
             return "no parallel line pair"
         case "lucent_center":
             if desc.get("lucent_center"):
