@@ -449,7 +449,12 @@ def test_sites_are_counted_by_distance() -> None:
     )
     assert [d.detection_id for d in out.items] == [1, 2, 3]
     assert out.image_descriptors["n_sites"] == 2
+    assert out.image_descriptors["n_findings"] == 3
     assert out.image_descriptors["distribution"] == "regional"
+    assert out.image_descriptors["total_area_mm2"] == pytest.approx(
+        sum(d.area_mm2 for d in out.items)
+    )
+    assert "body_part" in out.image_descriptors
 
 
 def test_shipped_params_load() -> None:
@@ -479,3 +484,22 @@ def test_prior_names_only_known_features() -> None:
 
     for weights in _PRIOR.values():
         assert set(weights) <= set(FEATURES)
+
+
+def test_descriptors_are_plain_json_values() -> None:
+    import json
+
+    mask = _lines(0.15, 3.0)
+    item = _run(mask, np.where(mask, CALC, BG), 0.15).items[0]
+    for key, value in item.descriptors.items():
+        assert value is None or type(value) in (int, float, bool, str), key
+    text = json.dumps(dict(item.descriptors), allow_nan=False)
+    assert json.loads(text) == dict(item.descriptors)
+    vocabulary = {
+        "n_particles", "particle_diameter_mean_mm", "particle_diameter_max_mm",
+        "particle_size_cv", "similar_sized", "extent_mm", "density_rel_cortex", "cnr",
+        "linearity", "curvature_per_mm", "parallel_pair", "line_spacing_mm",
+        "line_thickness_mm", "lucent_center", "ring_and_arc", "septa", "solidity",
+        "eccentricity", "distribution",
+    }  # fmt: skip
+    assert vocabulary <= set(item.descriptors)
