@@ -77,9 +77,9 @@ FEATURES: tuple[str, ...] = (
 
 ``log_*`` are natural logs of mm values (particle count for ``log_n_particles``);
 ``lucent_depth`` the median centre depth of the round bodies (clipped to [0, 1]);
-``phlebolith_size`` exp(-(ln(d_max / 3.2 mm) / 0.35)^2) x (1 - linearity) for findings of
-one or two particles, else 0; ``ring_and_arc`` the share of bodies that are rings, arcs or
-lucent when `ring_and_arc` is true, else 0;
+``phlebolith_size`` exp(-(ln(d_max / clip(d_max, 2, 5 mm)) / 0.25)^2) x (1 - linearity)
+for findings of one or two particles, else 0; ``ring_and_arc`` the share of bodies that
+are rings, arcs or lucent when the ``ring_and_arc`` descriptor is true, else 0;
 ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
 joint), ``bone_proximity`` exp(-median particle distance to bone / 3 mm) (0 without
 bone); ``joint_space_overlap`` the share of the finding inside a joint space; booleans are
@@ -1075,12 +1075,13 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
     n = max(int(desc.get("n_particles") or 1), 1)
     d_joint = loc.distance_to_joint_mm
     d_bone = desc.get("particle_bone_distance_mm", loc.distance_to_bone_mm)
-    # one or two round bodies of the phlebolith's size (DOMAIN.md: 2-5 mm): a log-normal
-    # membership centred on 3.2 mm, times roundness
+    # one or two round bodies of the phlebolith's size (DOMAIN.md: 2-5 mm): 1 inside that
+    # range, log-normal tails outside, times roundness
     d_max = max(num("particle_diameter_max_mm", 1.0), 0.1)
     phleb = 0.0
     if n <= 2:
-        phleb = math.exp(-((math.log(d_max / 3.2) / 0.35) ** 2)) * (1 - num("linearity", 0.0))
+        edge = min(max(d_max, 2.0), 5.0)
+        phleb = math.exp(-((math.log(d_max / edge) / 0.25) ** 2)) * (1 - num("linearity", 0.0))
     return {
         "bias": 1.0,
         "log_n_particles": math.log(n),
