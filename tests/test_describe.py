@@ -337,6 +337,16 @@ def test_lobulated_mass_beside_a_joint_is_globular_with_septa(model: DescribePar
     assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
 
 
+def test_edge_only_mask_of_a_solid_body_is_not_a_ring() -> None:
+    s = 0.1
+    outer = _disk((100, 100), (50, 50), 2.0 / s)
+    inner = _disk((100, 100), (50, 50), 1.2 / s)
+    img = np.where(outer, CALC, BG)  # solid body, but the mask kept only its edge
+    d = _run(outer & ~inner, img, s).items[0].descriptors
+    assert d["lucent_center"] is False
+    assert d["n_ring_or_arc"] == 0
+
+
 def test_solid_disk_has_no_lucent_centre() -> None:
     s = 0.1
     mask = _disk((100, 100), (50, 50), 2.0 / s)

@@ -438,11 +438,15 @@ def _measure_particle(
     # a hole makes a ring only in a round body: an elongated particle with a hole is the
     # closed outline of a calcified tube (the two walls of a tram-track joined at its ends)
     has_hole = hole_px >= max(2, 0.04 * np.count_nonzero(filled))
-    # and the body must be round in outline: a ragged fragment with a hole is not a ring
+    depth = _centre_dip(filled, origin, pixels, background, noise)
+    # a ring: round outline (a ragged fragment with a hole is not one) whose hole is
+    # darker than its rim in the image (a detector that only kept a solid body's edge
+    # leaves a hole that is not lucent)
     is_ring = (
         has_hole
         and linearity < params.line_min_linearity
         and _solidity_px(filled) >= params.ring_min_solidity
+        and depth >= params.lucent_min_depth
     )
     skel = skeletonize(mask) if mask.sum() >= 3 else mask.copy()
     skel_len = _skeleton_length_mm(skel, spacing)
@@ -469,8 +473,8 @@ def _measure_particle(
         _, radius, resid = _fit_circle(skel_pts)
         if 0.5 <= radius <= params.lucent_max_diameter_mm and resid <= max(0.15 * radius, 0.2):
             angle = math.degrees(skel_len / radius)
-            is_arc = angle >= params.arc_min_angle_deg and width <= 0.6 * radius
-    depth = _centre_dip(filled, origin, pixels, background, noise)
+            # a closed loop is an arc only when it is a ring (lucent inside, tested below)
+            is_arc = not has_hole and angle >= params.arc_min_angle_deg and width <= 0.6 * radius
     round_body = (
         params.lucent_min_diameter_mm <= diameter <= params.lucent_max_diameter_mm
         and linearity < params.line_min_linearity
