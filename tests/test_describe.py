@@ -513,3 +513,24 @@ def test_descriptors_are_plain_json_values() -> None:
         "eccentricity", "distribution",
     }  # fmt: skip
     assert vocabulary <= set(item.descriptors)
+
+
+def test_anisotropic_spacing_and_tiny_particles_at_the_border() -> None:
+    # a 4 mm disk on 0.1 x 0.2 mm pixels is an ellipse of 40 x 20 pixels
+    rr, cc = np.ogrid[:120, :80]
+    disk = ((rr - 60) * 0.1) ** 2 + ((cc - 40) * 0.2) ** 2 <= 2.0**2
+    mask = disk.copy()
+    mask[0, 0] = mask[119, 79] = mask[0, 79] = True  # single-pixel particles on the border
+    img = np.where(mask, CALC, BG)
+    rg = Radiograph(
+        pixels=(img + np.random.default_rng(1).normal(0, 10, img.shape)).astype(np.float32),
+        pixel_spacing_mm=(0.1, 0.2),
+        spacing_source=SpacingSource.PIXEL_SPACING,
+        calibrated=True,
+    )
+    dets = _detections(mask)
+    item = describe(rg, _anatomy(mask.shape, 0.1), dets, params=DescribeParams()).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == 4
+    assert d["particle_diameter_max_mm"] == pytest.approx(4.0, abs=0.2)
+    assert sum(item.pattern_scores.values()) == pytest.approx(1.0)

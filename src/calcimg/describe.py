@@ -467,7 +467,7 @@ def _measure_particle(
     if len(skel_pts) >= 5 and length >= params.line_min_length_mm / 2:
         u = (skel_pts - skel_pts.mean(0)) @ vecs[:, 0]
         v = (skel_pts - skel_pts.mean(0)) @ vecs[:, 1]
-        if np.ptp(u) > 0:
+        if len(np.unique(np.round(u, 6))) >= 3:
             coef = np.polyfit(u, v, 2)
             curvature = float(abs(2 * coef[0]))
         _, radius, resid = _fit_circle(skel_pts)
