@@ -25,8 +25,10 @@ from calcimg.detect import Detection, Detections
 from calcimg.ingest import read_radiograph
 from calcimg.radiograph import Radiograph
 
-PERTURBATIONS = ("none", "dilate", "erode", "drop_small")
-"""Mask variants: as drawn, dilated or eroded by one pixel, particles < 0.3 mm dropped."""
+PERTURBATIONS = ("none", "dilate", "erode", "drop_small", "threshold")
+"""Mask variants: as drawn, dilated or eroded by one pixel, particles < 0.3 mm dropped,
+and re-segmented from the image at half the lesion's contrast (as a detector would: thinner,
+more fragmented masks)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,27 @@ def iter_cases(folder: Path) -> Iterator[Case]:
             yield load_case(dcm)
 
 
+def _rethreshold(pixels: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Pixels of the (2-pixel dilated) lesion above half its contrast over a ring outside."""
+    rr, cc = np.nonzero(m)
+    if rr.size == 0:
+        return m
+    pad = 12
+    r0, c0 = max(rr.min() - pad, 0), max(cc.min() - pad, 0)
+    r1, c1 = min(rr.max() + pad + 1, m.shape[0]), min(cc.max() + pad + 1, m.shape[1])
+    sub = m[r0:r1, c0:c1]
+    img = cv2.GaussianBlur(pixels[r0:r1, c0:c1].astype(np.float32), (0, 0), 1.0)
+    grown = cv2.dilate(sub, np.ones((5, 5), np.uint8)).astype(bool)
+    ring = cv2.dilate(sub, np.ones((21, 21), np.uint8)).astype(bool) & ~cv2.dilate(
+        sub, np.ones((9, 9), np.uint8)
+    ).astype(bool)
+    bg = float(np.median(img[ring])) if ring.any() else float(np.median(img))
+    peak = float(np.percentile(img[sub.astype(bool)], 95))
+    out = np.zeros_like(m)
+    out[r0:r1, c0:c1] = (grown & (img - bg > 0.5 * (peak - bg))).astype(m.dtype)
+    return out
+
+
 def truth_detections(case: Case, perturbation: str = "none") -> tuple[Detections, list[dict]]:
     """One Detection per truth lesion (same order as the returned lesion dicts)."""
     items = []
@@ -110,6 +133,8 @@ def truth_detections(case: Case, perturbation: str = "none") -> tuple[Detections
             m = cv2.dilate(m, np.ones((3, 3), np.uint8))
         elif perturbation == "erode":
             m = cv2.erode(m, np.ones((3, 3), np.uint8))
+        elif perturbation == "threshold":
+            m = _rethreshold(case.radiograph.pixels, m)
         n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
         if perturbation == "drop_small":
             keep = np.zeros(n, bool)

@@ -1,8 +1,11 @@
 """Fit the pattern model of ``calcimg.describe`` on a generated tuning set.
 
 The model is a multinomial logistic regression over the named features of
-``calcimg.describe.FEATURES`` (computed from the measured descriptors), with L2 penalty and
-class-balanced weights. Training rows are the truth lesions of every image in the folder,
+``calcimg.describe.FEATURES`` (computed from the measured descriptors), class-balanced,
+with an L2 penalty that pulls the weights towards the hand-set prior of
+``calcimg.describe`` (the DOMAIN.md pattern table as weights): where the tuning set is
+silent (e.g. septa, which only tumoral-calcinosis masses show) the prior stays.
+Training rows are the truth lesions of every image in the folder,
 measured on the masks as drawn and on the perturbed masks of ``describe_data.PERTURBATIONS``
 (dilated, eroded, small particles dropped) so that the weights tolerate a detector's
 masks. Features are standardised for fitting and the weights folded back to raw features,
@@ -35,8 +38,11 @@ BEGIN = "# >>> [describe] written by scripts/train_describe.py"
 END = "# <<< [describe]"
 
 
-def collect(folder: Path, params: DescribeParams) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    xs, ys, seeds = [], [], []
+def collect(
+    folder: Path, params: DescribeParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """Feature rows, pattern indices, image index per row, and the images' seeds."""
+    xs, ys, groups, seeds = [], [], [], []
     for case in iter_cases(folder):
         seeds.append(int(case.truth.get("seed", -1)))
         for pert in PERTURBATIONS:
@@ -46,11 +52,16 @@ def collect(folder: Path, params: DescribeParams) -> tuple[np.ndarray, np.ndarra
                 f = pattern_features(item.descriptors, item.location)
                 xs.append([f[k] for k in FEATURES])
                 ys.append(PATTERNS.index(les["pattern"]))
-    return np.array(xs, float), np.array(ys, int), sorted(seeds)
+                groups.append(len(seeds))
+    return np.array(xs, float), np.array(ys, int), np.array(groups), sorted(seeds)
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """Raw-feature weights (n_patterns, n_features) of an L2 multinomial logistic model."""
+def fit(x: np.ndarray, y: np.ndarray, l2: float, prior: np.ndarray) -> np.ndarray:
+    """Raw-feature weights (n_patterns, n_features) of a multinomial logistic model.
+
+    Fitted on standardised features with the penalty ``l2/2 * ||W - W_prior||^2`` (bias
+    not penalised), ``prior`` given in raw-feature form like the result.
+    """
     n, k = x.shape
     mu = x.mean(0)
     sd = x.std(0)
@@ -63,6 +74,7 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
     onehot = np.eye(n_cls)[y]
     pen = np.ones(k)
     pen[0] = 0.0  # the bias is not penalised
+    w0 = prior * sd  # the prior in standardised form (its bias is not used)
 
     def loss(wflat: np.ndarray) -> tuple[float, np.ndarray]:
         w = wflat.reshape(n_cls, k)
@@ -72,11 +84,13 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
         p /= p.sum(1, keepdims=True)
         ll = -(cw * np.log(np.maximum((p * onehot).sum(1), 1e-12))).sum() / n
         grad = ((p - onehot) * cw[:, None]).T @ z / n
-        ll += 0.5 * l2 * float((w**2 * pen).sum())
-        grad += l2 * w * pen
+        ll += 0.5 * l2 * float(((w - w0) ** 2 * pen).sum())
+        grad += l2 * (w - w0) * pen
         return float(ll), grad.ravel()
 
-    res = minimize(loss, np.zeros(n_cls * k), jac=True, method="L-BFGS-B")
+    start = w0.copy()
+    start[:, 0] = prior[:, 0] + (prior * mu)[:, 1:].sum(1)
+    res = minimize(loss, start.ravel(), jac=True, method="L-BFGS-B")
     w = res.x.reshape(n_cls, k)
     raw = w / sd
     raw[:, 0] = w[:, 0] - (w * mu / sd)[:, 1:].sum(1)
@@ -123,18 +137,36 @@ def write_section(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--l2", type=float, default=0.01)
+    ap.add_argument("--l2", type=float, default=0.1)
     ap.add_argument("--dry-run", action="store_true", help="print, do not write params.toml")
+    ap.add_argument("--cache", type=Path, help="reuse / save the measured features (.npz)")
     a = ap.parse_args(argv)
     params = load_config().describe
-    x, y, seeds = collect(a.folder, params)
-    w = fit(x, y, a.l2)
-    logits = x @ w.T
-    acc = float((logits.argmax(1) == y).mean())
-    print(
-        f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}, "
-        f"training accuracy {acc:.3f}"
-    )
+    defaults = DescribeParams()
+    prior = np.array([defaults.weights(p) for p in PATTERNS])
+    if a.cache is not None and a.cache.is_file():
+        z = np.load(a.cache)
+        x, y, groups, seeds = z["x"], z["y"], z["groups"], z["seeds"].tolist()
+    else:
+        x, y, groups, seeds = collect(a.folder, params)
+        if a.cache is not None:
+            np.savez(a.cache, x=x, y=y, groups=groups, seeds=np.array(seeds))
+    print(f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}")
+    print(f"prior alone: accuracy {float(((x @ prior.T).argmax(1) == y).mean()):.3f}")
+    # leave-one-image-out cross-validation: what the fit is worth on unseen images
+    cv_pred = np.empty_like(y)
+    for g in np.unique(groups):
+        test = groups == g
+        w_g = fit(x[~test], y[~test], a.l2, prior)
+        cv_pred[test] = (x[test] @ w_g.T).argmax(1)
+    print(f"leave-one-image-out accuracy {float((cv_pred == y).mean()):.3f}; per pattern:")
+    for i, p in enumerate(PATTERNS):
+        sel = y == i
+        if sel.any():
+            print(f"  {p}: {float((cv_pred[sel] == i).mean()):.3f} (n={int(sel.sum())})")
+    w = fit(x, y, a.l2, prior)
+    acc = float(((x @ w.T).argmax(1) == y).mean())
+    print(f"training accuracy {acc:.3f}")
     text = section_text(params, w, a.folder, seeds, a.l2, len(y))
     print(text)
     if not a.dry_run:

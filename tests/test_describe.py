@@ -88,6 +88,12 @@ def _detections(mask: np.ndarray) -> Detections:
     )
 
 
+@pytest.fixture(params=["prior", "shipped"])
+def model(request: pytest.FixtureRequest) -> DescribeParams:
+    """The hand-set prior weights (code defaults) and the shipped fitted weights."""
+    return DescribeParams() if request.param == "prior" else load_config().describe
+
+
 def _disk(shape: tuple[int, int], centre_rc: tuple[float, float], radius_px: float) -> np.ndarray:
     rr, cc = np.ogrid[: shape[0], : shape[1]]
     return (rr - centre_rc[0]) ** 2 + (cc - centre_rc[1]) ** 2 <= radius_px**2
@@ -138,10 +144,10 @@ def _lines(
 
 
 @pytest.mark.parametrize("curve", [False, True], ids=["straight", "curved"])
-def test_parallel_lines_are_a_tram_track(curve: bool) -> None:
+def test_parallel_lines_are_a_tram_track(curve: bool, model: DescribeParams) -> None:
     mask = _lines(0.15, 3.0, curve=curve)
     img = np.where(mask, CALC, BG)
-    item = _run(mask, img, 0.15).items[0]
+    item = _run(mask, img, 0.15, params=model).items[0]
     d = item.descriptors
     assert d["n_particles"] == 2
     assert d["parallel_pair"] is True
@@ -170,6 +176,49 @@ def test_dashed_tram_track_is_still_a_pair() -> None:
     assert d["n_particles"] >= 6
     assert d["parallel_pair"] is True
     assert d["line_spacing_mm"] == pytest.approx(3.5, abs=0.3)
+
+
+def _tube(spacing: float, radius_mm: float, wall_mm: float, length_mm: float = 50.0):
+    """A calcified tube seen side-on: projected wall density, mask filling the lumen."""
+    n_r = round(20 / spacing)
+    n_c = round((length_mm + 20) / spacing)
+    rr = (np.arange(n_r)[:, None] - n_r / 2) * spacing
+    cc = np.arange(n_c)[None, :] * spacing
+    along = (cc >= 10) & (cc <= 10 + length_mm)
+    d = np.abs(rr)
+
+    def chord(r: float) -> np.ndarray:
+        return 2 * np.sqrt(np.clip(r * r - d * d, 0, None))
+
+    prof = (chord(radius_mm) - chord(radius_mm - wall_mm)) * along
+    prof = prof / prof.max()
+    img = BG + (CALC - BG) * prof
+    return prof > 0.3, img
+
+
+def test_filled_tube_is_a_tram_track(model: DescribeParams) -> None:
+    s = 0.15
+    mask, img = _tube(s, radius_mm=2.0, wall_mm=0.5)
+    item = _run(mask, img, s, params=model).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == 1
+    assert d["n_tubes"] == 1
+    assert d["parallel_pair"] is True
+    # wall centres are 2 * radius - wall = 3.5 mm apart
+    assert d["line_spacing_mm"] == pytest.approx(3.5, abs=0.4)
+    assert item.pattern is Pattern.VASCULAR
+    assert any("tram-track" in t for t in item.drivers)
+
+
+def test_solid_band_is_not_a_tube() -> None:
+    s = 0.15
+    mask = np.zeros((130, 460), bool)
+    mask[50:80, 60:400] = True  # 4.5 mm wide, 51 mm long, brightest in the middle
+    dist = ndi.distance_transform_edt(mask)
+    img = BG + (CALC - BG) * np.minimum(dist / 8, 1.0)
+    d = _run(mask, img, s).items[0].descriptors
+    assert d["n_tubes"] == 0
+    assert d["parallel_pair"] is False
 
 
 def test_lines_too_far_apart_are_not_a_pair() -> None:
@@ -208,16 +257,16 @@ def _ring_image(
     return mask, img
 
 
-def test_phlebolith_is_vascular() -> None:
+def test_phlebolith_is_vascular(model: DescribeParams) -> None:
     s = 0.15
     mask, img = _ring_image((200, 200), [(100, 100)], 3.5 / 2 / s, 1.0 / s)
-    item = _run(mask, img, s).items[0]
+    item = _run(mask, img, s, params=model).items[0]
     assert item.descriptors["lucent_center"] is True
     assert item.pattern is Pattern.VASCULAR
     assert any("lucent" in d for d in item.drivers)
 
 
-def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
+def test_ring_and_arc_loose_bodies_in_a_joint_are_globular(model: DescribeParams) -> None:
     s = 0.15
     shape = (500, 500)
     bone = np.zeros(shape, bool)
@@ -228,13 +277,74 @@ def test_ring_and_arc_loose_bodies_in_a_joint_are_globular() -> None:
     centres = [(200, 150), (210, 250), (290, 200), (300, 330), (230, 380)]
     mask, img = _ring_image(shape, centres, 3.0 / s, 1.8 / s)
     img = np.where(bone, CORTEX, img)
-    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    item = _run(
+        mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint), params=model
+    ).items[0]
     d = item.descriptors
     assert d["n_particles"] == 5
     assert d["ring_and_arc"] is True
     assert d["similar_sized"] is True
     assert item.location.intra_articular is True
     assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
+
+
+def test_loose_bodies_against_the_bone_beside_the_joint_are_intra_articular() -> None:
+    s = 0.15
+    shape = (500, 500)
+    bone = np.zeros(shape, bool)
+    bone[:, :200] = True  # the bone's surface is column 200
+    joint = np.zeros(shape, bool)
+    joint[240:260, 100:200] = True
+    bone[240:260] = False
+    # 4 mm bodies 9 pixels (1.35 mm) off the bone, 5-20 mm above and below the joint space
+    centres = [(190, 221), (140, 221), (310, 221), (360, 221)]
+    mask, img = _ring_image(shape, centres, 2.0 / s, 1.2 / s)
+    img = np.where(bone, CORTEX, img)
+    item = _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    d = item.descriptors
+    assert d["joint_space_overlap"] == 0.0
+    assert d["particle_bone_distance_mm"] == pytest.approx(1.35, abs=0.1)
+    assert item.location.intra_articular is True
+    # nearest: body edge (203, 213) to the joint space corner (240, 199)
+    assert item.location.distance_to_joint_mm == pytest.approx(0.15 * math.hypot(37, 14), abs=0.5)
+
+
+def test_lobulated_mass_beside_a_joint_is_globular_with_septa(model: DescribeParams) -> None:
+    s = 0.2
+    shape = (500, 500)
+    bone = np.zeros(shape, bool)
+    bone[:120] = True
+    joint = np.zeros(shape, bool)
+    joint[120:135, 50:450] = True
+    mask = np.zeros(shape, bool)
+    # globules 6-12 mm separated by 1 mm lucent septa, 10-40 mm from the joint
+    for (r, c), rad_mm in zip(
+        [(200, 200), (200, 262), (255, 230), (250, 170), (150, 250)],
+        [6, 5, 5, 4, 3],
+        strict=True,
+    ):
+        mask |= _disk(shape, (r, c), rad_mm / s)
+    _, n = ndi.label(mask)
+    img = np.where(bone, CORTEX, BG)
+    img = np.where(mask, CALC + 200, img)
+    item = _run(
+        mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint), params=model
+    ).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == n == 5
+    assert d["septa"] is True
+    assert item.location.intra_articular is False
+    assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
+
+
+def test_edge_only_mask_of_a_solid_body_is_not_a_ring() -> None:
+    s = 0.1
+    outer = _disk((100, 100), (50, 50), 2.0 / s)
+    inner = _disk((100, 100), (50, 50), 1.2 / s)
+    img = np.where(outer, CALC, BG)  # solid body, but the mask kept only its edge
+    d = _run(outer & ~inner, img, s).items[0].descriptors
+    assert d["lucent_center"] is False
+    assert d["n_ring_or_arc"] == 0
 
 
 def test_solid_disk_has_no_lucent_centre() -> None:
@@ -260,9 +370,9 @@ def _speckles(n_speck: int, spacing: float = 0.15, seed: int = 3) -> np.ndarray:
     return mask
 
 
-def test_speckles_count_exactly_and_classify_as_finely_speckled() -> None:
+def test_speckles_count_exactly_and_classify_as_finely_speckled(model: DescribeParams) -> None:
     mask = _speckles(30)
-    item = _run(mask, np.where(mask, CALC, BG), 0.15).items[0]
+    item = _run(mask, np.where(mask, CALC, BG), 0.15, params=model).items[0]
     d = item.descriptors
     assert d["n_particles"] == 30
     assert d["particle_diameter_mean_mm"] == pytest.approx(1.0, abs=0.2)
@@ -271,7 +381,7 @@ def test_speckles_count_exactly_and_classify_as_finely_speckled() -> None:
     assert item.pattern is Pattern.FINELY_SPECKLED
 
 
-def test_amorphous_clump() -> None:
+def test_amorphous_clump(model: DescribeParams) -> None:
     rng = np.random.default_rng(5)
     s = 0.15
     size = 200
@@ -279,12 +389,12 @@ def test_amorphous_clump() -> None:
     for _ in range(6):
         r, c = rng.integers(80, 120, 2)
         mask |= _disk((size, size), (r, c), rng.uniform(12, 25))
-    item = _run(mask, np.where(mask, CALC, BG), s).items[0]
+    item = _run(mask, np.where(mask, CALC, BG), s, params=model).items[0]
     assert item.descriptors["n_particles"] == 1
     assert item.pattern is Pattern.AMORPHOUS
 
 
-def test_chondral_line_inside_joint_space() -> None:
+def test_chondral_line_inside_joint_space(model: DescribeParams) -> None:
     s = 0.15
     shape = (400, 400)
     bone = np.zeros(shape, bool)
@@ -297,7 +407,7 @@ def test_chondral_line_inside_joint_space() -> None:
     img = np.where(bone, CORTEX, BG)
     img = np.where(mask, CALC, img)
     am = _anatomy(shape, s, bone=bone, joint=joint)
-    item = _run(mask, img, s, anatomy=am).items[0]
+    item = _run(mask, img, s, anatomy=am, params=model).items[0]
     assert item.location.intra_articular is True
     assert item.location.nearest_joint == "knee"
     assert item.location.distance_to_joint_mm == 0.0
@@ -349,7 +459,12 @@ def test_sites_are_counted_by_distance() -> None:
     )
     assert [d.detection_id for d in out.items] == [1, 2, 3]
     assert out.image_descriptors["n_sites"] == 2
+    assert out.image_descriptors["n_findings"] == 3
     assert out.image_descriptors["distribution"] == "regional"
+    assert out.image_descriptors["total_area_mm2"] == pytest.approx(
+        sum(d.area_mm2 for d in out.items)
+    )
+    assert "body_part" in out.image_descriptors
 
 
 def test_shipped_params_load() -> None:
@@ -364,7 +479,7 @@ def test_shipped_params_load() -> None:
         ({"similar_cv_max": -1.0}, r"describe\.similar_cv_max = -1\.0 is out of range"),
         ({"pair_min_spacing_mm": 9.0}, r"pair_min_spacing_mm = 9\.0 must be below"),
         ({"features": ("bias", "shoe_size")}, r"unknown feature\(s\) shoe_size"),
-        ({"w_vascular": (1.0, 2.0)}, r"describe\.w_vascular has 2 weights; expected 17"),
+        ({"w_vascular": (1.0, 2.0)}, r"describe\.w_vascular has 2 weights; expected 19"),
         ({"line_min_length_mm": 0.0}, r"describe\.line_min_length_mm = 0\.0; expected a value > 0"),
     ],
     ids=["cv", "pair-order", "feature", "weights-length", "positive"],
@@ -372,3 +487,50 @@ def test_shipped_params_load() -> None:
 def test_params_validation(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         DescribeParams(**kwargs)  # type: ignore[arg-type]
+
+
+def test_prior_names_only_known_features() -> None:
+    from calcimg.describe import _PRIOR
+
+    for weights in _PRIOR.values():
+        assert set(weights) <= set(FEATURES)
+
+
+def test_descriptors_are_plain_json_values() -> None:
+    import json
+
+    mask = _lines(0.15, 3.0)
+    item = _run(mask, np.where(mask, CALC, BG), 0.15).items[0]
+    for key, value in item.descriptors.items():
+        assert value is None or type(value) in (int, float, bool, str), key
+    text = json.dumps(dict(item.descriptors), allow_nan=False)
+    assert json.loads(text) == dict(item.descriptors)
+    vocabulary = {
+        "n_particles", "particle_diameter_mean_mm", "particle_diameter_max_mm",
+        "particle_size_cv", "similar_sized", "extent_mm", "density_rel_cortex", "cnr",
+        "linearity", "curvature_per_mm", "parallel_pair", "line_spacing_mm",
+        "line_thickness_mm", "lucent_center", "ring_and_arc", "septa", "solidity",
+        "eccentricity", "distribution",
+    }  # fmt: skip
+    assert vocabulary <= set(item.descriptors)
+
+
+def test_anisotropic_spacing_and_tiny_particles_at_the_border() -> None:
+    # a 4 mm disk on 0.1 x 0.2 mm pixels is an ellipse of 40 x 20 pixels
+    rr, cc = np.ogrid[:120, :80]
+    disk = ((rr - 60) * 0.1) ** 2 + ((cc - 40) * 0.2) ** 2 <= 2.0**2
+    mask = disk.copy()
+    mask[0, 0] = mask[119, 79] = mask[0, 79] = True  # single-pixel particles on the border
+    img = np.where(mask, CALC, BG)
+    rg = Radiograph(
+        pixels=(img + np.random.default_rng(1).normal(0, 10, img.shape)).astype(np.float32),
+        pixel_spacing_mm=(0.1, 0.2),
+        spacing_source=SpacingSource.PIXEL_SPACING,
+        calibrated=True,
+    )
+    dets = _detections(mask)
+    item = describe(rg, _anatomy(mask.shape, 0.1), dets, params=DescribeParams()).items[0]
+    d = item.descriptors
+    assert d["n_particles"] == 4
+    assert d["particle_diameter_max_mm"] == pytest.approx(4.0, abs=0.2)
+    assert sum(item.pattern_scores.values()) == pytest.approx(1.0)

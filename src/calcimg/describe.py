@@ -63,10 +63,12 @@ FEATURES: tuple[str, ...] = (
     "line_fraction",
     "parallel_pair",
     "lucent_center",
+    "lucent_depth",
+    "phlebolith_size",
     "ring_and_arc",
     "solidity",
     "septa",
-    "intra_articular",
+    "joint_space_overlap",
     "joint_proximity",
     "bone_proximity",
     "density_rel_cortex",
@@ -74,8 +76,13 @@ FEATURES: tuple[str, ...] = (
 """Named features of the pattern model, computed from the descriptors by ``pattern_features``.
 
 ``log_*`` are natural logs of mm values (particle count for ``log_n_particles``);
+``lucent_depth`` the median centre depth of the round bodies (clipped to [0, 1]);
+``phlebolith_size`` exp(-(ln(d_max / clip(d_max, 2, 5 mm)) / 0.25)^2) x (1 - linearity)
+for findings of one or two particles, else 0; ``ring_and_arc`` the share of bodies that
+are rings, arcs or lucent when the ``ring_and_arc`` descriptor is true, else 0;
 ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
-joint), ``bone_proximity`` exp(-distance to bone / 3 mm) (0 without bone); booleans are
+joint), ``bone_proximity`` exp(-median particle distance to bone / 3 mm) (0 without
+bone); ``joint_space_overlap`` the share of the finding inside a joint space; booleans are
 0/1; ``density_rel_cortex`` is clipped to [0, 2] (0.5 when not measurable).
 """
 
@@ -84,30 +91,32 @@ joint), ``bone_proximity`` exp(-distance to bone / 3 mm) (0 without bone); boole
 # encode DOMAIN.md's pattern table: speckled = many sub-2 mm particles; globular = big
 # rounded bodies beside a joint; vascular = parallel lines or a lucent-centred round body;
 # chondral = a thin line inside the joint space close to bone; amorphous = the rest.
+_PRIOR: dict[Pattern, dict[str, float]] = {
+    Pattern.AMORPHOUS: {
+        "bias": 1.0, "log_diameter_max": 0.5, "line_fraction": -1.0, "solidity": 1.0,
+    },
+    Pattern.FINELY_SPECKLED: {
+        "bias": -1.0, "log_n_particles": 1.5, "log_diameter_mean": -2.0,
+        "log_diameter_max": -1.0, "log_extent": 0.5, "line_fraction": -1.0, "solidity": -2.0,
+    },
+    Pattern.GLOBULAR_PERIARTICULAR: {
+        "bias": -2.0, "log_n_particles": 0.3, "log_diameter_mean": 0.5, "log_diameter_max": 1.0,
+        "size_cv": -1.0, "linearity": -1.0, "line_fraction": -1.0, "ring_and_arc": 3.0,
+        "septa": 2.0, "joint_space_overlap": -1.0, "joint_proximity": 2.0,
+        "density_rel_cortex": 0.5,
+    },
+    Pattern.VASCULAR: {
+        "bias": -1.5, "log_extent": 0.3, "linearity": 1.0, "line_fraction": 1.5,
+        "parallel_pair": 4.0, "lucent_center": 2.5, "lucent_depth": 4.0,
+        "phlebolith_size": 1.5, "ring_and_arc": -1.0, "joint_space_overlap": -2.0,
+    },
+    Pattern.CHONDRAL_LINE: {
+        "bias": -2.5, "linearity": 1.5, "line_fraction": 1.5, "parallel_pair": -2.0,
+        "joint_space_overlap": 3.0, "joint_proximity": 1.0, "bone_proximity": 1.0,
+    },
+}  # fmt: skip
 _W_DEFAULT: dict[Pattern, tuple[float, ...]] = {
-    Pattern.AMORPHOUS: (1.0, 0, 0, 0.5, 0, 0, 0, -1, 0, 0, 0, 1, 0, 0, 0, 0, 0),
-    Pattern.FINELY_SPECKLED: (-1.0, 1.5, -2, -1, 0.5, 0, 0, -1, 0, 0, 0, -2, 0, 0, 0, 0, 0),
-    Pattern.GLOBULAR_PERIARTICULAR: (
-        -2.0,
-        0.3,
-        0.5,
-        1,
-        0,
-        -1,
-        -1,
-        -1,
-        0,
-        0,
-        3,
-        0,
-        2,
-        0.5,
-        2,
-        0,
-        0.5,
-    ),
-    Pattern.VASCULAR: (-1.5, 0, 0, 0, 0.3, 0, 1, 1.5, 4, 4.5, -1, 0, 0, -2, 0, 0, 0),
-    Pattern.CHONDRAL_LINE: (-2.5, 0, 0, 0, 0, 0, 1.5, 1.5, -2, 0, 0, 0, 0, 3, 1, 1, 0),
+    p: tuple(_PRIOR[p].get(f, 0.0) for f in FEATURES) for p in _PRIOR
 }
 
 
@@ -137,6 +146,12 @@ class DescribeParams:
         Centre-to-centre spacing of a parallel (tram-track) line pair (DOMAIN.md: 2-6 mm).
     pair_min_coverage : float
         Fraction of the line skeleton that must have a parallel partner.
+    ring_min_bodies : int
+        ``ring_and_arc`` needs at least this many ring, arc or lucent bodies, making at
+        least 40% of the bodies.
+    ring_min_solidity : float
+        A round particle with a hole is a ring when its filled outline has at least this
+        solidity (area / convex hull area).
     lucent_min_diameter_mm, lucent_max_diameter_mm : float
         Round bodies in this size range are tested for a lucent centre.
     lucent_min_depth : float
@@ -155,6 +170,10 @@ class DescribeParams:
         regional between.
     intra_articular_min_overlap : float
         Fraction of the finding's area inside a joint space that makes it intra-articular.
+    capsule_bone_mm, capsule_joint_mm : float
+        A finding outside the joint space is still intra-articular (in the joint's
+        recesses) when the median over its particles of their distance to bone is at most
+        ``capsule_bone_mm`` and to the joint space at most ``capsule_joint_mm``.
     features : tuple of str
         Names of the model features, in the order of the weight vectors (``FEATURES``).
     w_amorphous, w_finely_speckled, w_globular_periarticular, w_vascular, w_chondral_line
@@ -169,10 +188,12 @@ class DescribeParams:
     line_min_length_mm: float = 3.0
     line_min_aspect: float = 4.0
     line_min_linearity: float = 0.5
-    line_max_width_mm: float = 2.5
+    line_max_width_mm: float = 1.6
     pair_min_spacing_mm: float = 1.5
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
+    ring_min_solidity: float = 0.85
+    ring_min_bodies: int = 3
     lucent_min_diameter_mm: float = 1.5
     lucent_max_diameter_mm: float = 10.0
     lucent_min_depth: float = 0.08
@@ -183,6 +204,8 @@ class DescribeParams:
     focal_max_extent_mm: float = 30.0
     diffuse_min_extent_mm: float = 120.0
     intra_articular_min_overlap: float = 0.3
+    capsule_bone_mm: float = 3.0
+    capsule_joint_mm: float = 25.0
     features: tuple[str, ...] = FEATURES
     w_amorphous: tuple[float, ...] = _W_DEFAULT[Pattern.AMORPHOUS]
     w_finely_speckled: tuple[float, ...] = _W_DEFAULT[Pattern.FINELY_SPECKLED]
@@ -209,9 +232,13 @@ class DescribeParams:
             "globule_min_diameter_mm",
             "focal_max_extent_mm",
             "diffuse_min_extent_mm",
+            "capsule_bone_mm",
+            "capsule_joint_mm",
         ):
             check_positive(q + name, getattr(self, name))
         check_range(q + "line_min_linearity", self.line_min_linearity, 0.0, 1.0)
+        check_range(q + "ring_min_solidity", self.ring_min_solidity, 0.0, 1.0)
+        check_range(q + "ring_min_bodies", self.ring_min_bodies, 1, 1000)
         check_range(q + "pair_min_coverage", self.pair_min_coverage, 0.0, 1.0, low_open=True)
         check_range(q + "lucent_min_depth", self.lucent_min_depth, 0.0, 1.0, low_open=True)
         check_range(
@@ -308,6 +335,7 @@ class _Particle:
     linearity: float
     is_line: bool
     is_ring: bool
+    has_hole: bool
     is_lucent: bool
     centre_depth: float
     """(rim - middle) / rim contrast of the filled particle (see ``_centre_dip``)."""
@@ -331,6 +359,17 @@ def _pca(points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vals, vecs = np.linalg.eigh(cov)
     order = np.argsort(vals)[::-1]
     return np.maximum(vals[order], 0.0), vecs[:, order]
+
+
+def _solidity_px(mask: np.ndarray) -> float:
+    """Area / convex hull area of a pixel set (hull through pixel centres + half its
+    perimeter + 1, so that a solid digital disk or square is ~1)."""
+    rr, cc = np.nonzero(mask)
+    if len(rr) < 3:
+        return 1.0
+    hull = cv2.convexHull(np.column_stack([cc, rr]).astype(np.float32))
+    hull_area = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1
+    return min(1.0, len(rr) / hull_area)
 
 
 def _skeleton_length_mm(skel: np.ndarray, spacing: tuple[float, float]) -> float:
@@ -398,8 +437,16 @@ def _measure_particle(
     hole_px = int(np.count_nonzero(filled & ~mask))
     # a hole makes a ring only in a round body: an elongated particle with a hole is the
     # closed outline of a calcified tube (the two walls of a tram-track joined at its ends)
-    is_ring = linearity < params.line_min_linearity and hole_px >= max(
-        2, 0.04 * np.count_nonzero(filled)
+    has_hole = hole_px >= max(2, 0.04 * np.count_nonzero(filled))
+    depth = _centre_dip(filled, origin, pixels, background, noise)
+    # a ring: round outline (a ragged fragment with a hole is not one) whose hole is
+    # darker than its rim in the image (a detector that only kept a solid body's edge
+    # leaves a hole that is not lucent)
+    is_ring = (
+        has_hole
+        and linearity < params.line_min_linearity
+        and _solidity_px(filled) >= params.ring_min_solidity
+        and depth >= params.lucent_min_depth
     )
     skel = skeletonize(mask) if mask.sum() >= 3 else mask.copy()
     skel_len = _skeleton_length_mm(skel, spacing)
@@ -420,14 +467,14 @@ def _measure_particle(
     if len(skel_pts) >= 5 and length >= params.line_min_length_mm / 2:
         u = (skel_pts - skel_pts.mean(0)) @ vecs[:, 0]
         v = (skel_pts - skel_pts.mean(0)) @ vecs[:, 1]
-        if np.ptp(u) > 0:
+        if len(np.unique(np.round(u, 6))) >= 3:
             coef = np.polyfit(u, v, 2)
             curvature = float(abs(2 * coef[0]))
         _, radius, resid = _fit_circle(skel_pts)
         if 0.5 <= radius <= params.lucent_max_diameter_mm and resid <= max(0.15 * radius, 0.2):
             angle = math.degrees(skel_len / radius)
-            is_arc = angle >= params.arc_min_angle_deg and width <= 0.6 * radius
-    depth = _centre_dip(filled, origin, pixels, background, noise)
+            # a closed loop is an arc only when it is a ring (lucent inside, tested below)
+            is_arc = not has_hole and angle >= params.arc_min_angle_deg and width <= 0.6 * radius
     round_body = (
         params.lucent_min_diameter_mm <= diameter <= params.lucent_max_diameter_mm
         and linearity < params.line_min_linearity
@@ -461,6 +508,7 @@ def _measure_particle(
         linearity=linearity,
         is_line=is_line,
         is_ring=is_ring,
+        has_hole=has_hole,
         is_lucent=is_lucent,
         centre_depth=depth,
         is_tube=is_tube,
@@ -680,37 +728,72 @@ def _location(
     joints: list[_JointIndex],
     spacing: tuple[float, float],
     params: DescribeParams,
-) -> Location:
+) -> tuple[Location, dict[str, Any]]:
+    """The finding's Location and the measurements behind it (``joint_space_overlap``,
+    ``particle_joint_distance_mm`` and ``particle_bone_distance_mm``: medians over the
+    particles of each particle's nearest distance)."""
     r0, c0, r1, c1 = det.bbox
     mask = det.mask
-    rr, cc = np.nonzero(mask)
-    if len(rr) == 0:
-        return Location()
-    dist_bone = anatomy.distance_to_bone_mm[r0:r1, c0:c1][mask]
+    n_px = int(np.count_nonzero(mask))
+    extra: dict[str, Any] = {
+        "joint_space_overlap": 0.0,
+        "particle_joint_distance_mm": None,
+        "particle_bone_distance_mm": None,
+    }
+    if n_px == 0:
+        return Location(), extra
+    sp = np.array(spacing)
+    bone_crop = anatomy.distance_to_bone_mm[r0:r1, c0:c1]
+    dist_bone = bone_crop[mask]
     d_bone = float(dist_bone.min()) if np.isfinite(dist_bone).any() else None
     jl = anatomy.joint_labels[r0:r1, c0:c1][mask]
-    inside = jl[jl > 0]
-    step = max(1, len(rr) // 4000)
-    pts = np.column_stack([rr[::step] + r0, cc[::step] + c0]) * np.array(spacing)
+    overlap = float(np.count_nonzero(jl) / len(jl))
+    extra["joint_space_overlap"] = round(overlap, 3)
+    # per particle: nearest distance to bone and to the nearest joint's space
+    part_bone: list[float] = []
+    part_joint: list[float] = []
     best: tuple[float, _JointIndex] | None = None
-    for j in joints:
-        d, _ = j.tree.query(pts, k=1)
-        dmin = float(np.min(d))
-        if inside.size and np.any(inside == j.label):
-            dmin = 0.0
-        if best is None or dmin < best[0]:
-            best = (dmin, j)
-    intra = False
-    if inside.size:
-        intra = inside.size / len(jl) >= params.intra_articular_min_overlap
+    for i, s in enumerate(ndi.find_objects(det.particles), start=1):
+        if s is None:
+            continue
+        pm = det.particles[s] == i
+        pr, pc = np.nonzero(pm)
+        db = bone_crop[s][pm]
+        if np.isfinite(db).any():
+            part_bone.append(float(db.min()))
+        step = max(1, len(pr) // 500)
+        pts = np.column_stack([pr[::step] + r0 + s[0].start, pc[::step] + c0 + s[1].start]) * sp
+        inside = anatomy.joint_labels[r0:r1, c0:c1][s][pm]
+        pj = math.inf
+        for j in joints:
+            dmin = 0.0 if np.any(inside == j.label) else float(j.tree.query(pts, k=1)[0].min())
+            pj = min(pj, dmin)
+            if best is None or dmin < best[0]:
+                best = (dmin, j)
+        if math.isfinite(pj):
+            part_joint.append(pj)
+    med_bone = float(np.median(part_bone)) if part_bone else None
+    med_joint = float(np.median(part_joint)) if part_joint else None
+    extra["particle_bone_distance_mm"] = _rnd(med_bone)
+    extra["particle_joint_distance_mm"] = _rnd(med_joint)
+    # the capsule is not visible on a radiograph: a finding is intra-articular when it lies
+    # in the joint space, or when its particles sit against the bone (the synovium lines
+    # it) close to the joint line, as loose bodies in the recesses do; periarticular
+    # masses (tumoral calcinosis) lie away from the bone (DOMAIN.md)
+    intra = overlap >= params.intra_articular_min_overlap or (
+        med_bone is not None
+        and med_joint is not None
+        and med_bone <= params.capsule_bone_mm
+        and med_joint <= params.capsule_joint_mm
+    )
     if best is None:
-        return Location(intra_articular=intra, distance_to_bone_mm=d_bone)
+        return Location(intra_articular=bool(intra), distance_to_bone_mm=_rnd(d_bone)), extra
     return Location(
         nearest_joint=best[1].name,
         distance_to_joint_mm=round(best[0], 2),
         intra_articular=bool(intra),
-        distance_to_bone_mm=None if d_bone is None else round(d_bone, 2),
-    )
+        distance_to_bone_mm=_rnd(d_bone),
+    ), extra
 
 
 # --------------------------------------------------------------------------- descriptors
@@ -761,7 +844,8 @@ def _parallel_lines(
         # of a tube (the far wall); a straight line's own points lie along its tangent
         other = np.flatnonzero(ids != i)
         cand = [other] if len(other) else []
-        cand.append(own)
+        if lines[i].has_hole:
+            cand.append(own)
         best = np.full(len(own), np.inf)
         best_id = np.full(len(own), -1)
         for pool in cand:
@@ -937,7 +1021,8 @@ def _measure(
         if p.diameter_mm >= params.lucent_min_diameter_mm / 2 and not p.is_line and not p.is_tube
     ]
     n_ring = sum(p.is_ring or p.is_lucent or p.is_arc for p in ring_like)
-    ring_and_arc = n_ring >= 2 and n_ring / max(len(ring_like), 1) >= 0.4
+    # DOMAIN.md: *many* ring-and-arc bodies (synovial chondromatosis)
+    ring_and_arc = n_ring >= params.ring_min_bodies and n_ring / max(len(ring_like), 1) >= 0.4
     septa = _septa(parts, params)
 
     if extent <= params.focal_max_extent_mm:
@@ -972,6 +1057,7 @@ def _measure(
         ),
         "ring_and_arc": bool(ring_and_arc),
         "n_ring_or_arc": int(n_ring),
+        "ring_or_arc_fraction": _rnd(n_ring / len(ring_like) if ring_like else 0.0, 3),
         "septa": bool(septa),
         "solidity": _rnd(solidity, 3),
         "eccentricity": _rnd(eccentricity, 3),
@@ -992,7 +1078,14 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
 
     n = max(int(desc.get("n_particles") or 1), 1)
     d_joint = loc.distance_to_joint_mm
-    d_bone = loc.distance_to_bone_mm
+    d_bone = desc.get("particle_bone_distance_mm", loc.distance_to_bone_mm)
+    # one or two round bodies of the phlebolith's size (DOMAIN.md: 2-5 mm): 1 inside that
+    # range, log-normal tails outside, times roundness
+    d_max = max(num("particle_diameter_max_mm", 1.0), 0.1)
+    phleb = 0.0
+    if n <= 2:
+        edge = min(max(d_max, 2.0), 5.0)
+        phleb = math.exp(-((math.log(d_max / edge) / 0.25) ** 2)) * (1 - num("linearity", 0.0))
     return {
         "bias": 1.0,
         "log_n_particles": math.log(n),
@@ -1004,10 +1097,12 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
         "line_fraction": num("line_fraction", 0.0),
         "parallel_pair": float(bool(desc.get("parallel_pair"))),
         "lucent_center": float(bool(desc.get("lucent_center"))),
-        "ring_and_arc": float(bool(desc.get("ring_and_arc"))),
+        "lucent_depth": min(max(num("lucent_depth", 0.0), 0.0), 1.0),
+        "phlebolith_size": phleb,
+        "ring_and_arc": num("ring_or_arc_fraction", 0.0) if desc.get("ring_and_arc") else 0.0,
         "solidity": num("solidity", 1.0),
         "septa": float(bool(desc.get("septa"))),
-        "intra_articular": float(loc.intra_articular),
+        "joint_space_overlap": num("joint_space_overlap", 0.0),
         "joint_proximity": 0.0 if d_joint is None else math.exp(-d_joint / 10.0),
         "bone_proximity": 0.0 if d_bone is None else math.exp(-d_bone / 3.0),
         "density_rel_cortex": min(max(num("density_rel_cortex", 0.5), 0.0), 2.0),
@@ -1030,10 +1125,8 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
                 if n_tubes and n_tubes * 2 >= n_lines:
                     what = f"{n_tubes} tube segment{'s' if n_tubes > 1 else ''} with lucent lumen,"
                     return f"{what} walls {desc.get('line_spacing_mm')} mm apart (tram-track)"
-                return (
-                    f"{n_lines} parallel linear particles "
-                    f"{desc.get('line_spacing_mm')} mm apart (tram-track)"
-                )
+                what = "parallel linear particles" if n_lines > 1 else "linear particle, walls"
+                return f"{n_lines} {what} {desc.get('line_spacing_mm')} mm apart (tram-track)"
             return "no parallel line pair"
         case "lucent_center":
             if desc.get("lucent_center"):
@@ -1042,6 +1135,16 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
                     "with a lucent centre"
                 )
             return "no lucent centre"
+        case "lucent_depth":
+            dep = desc.get("lucent_depth")
+            if dep:
+                return f"centre {100 * dep:.0f}% darker than the rim"
+            return None
+        case "phlebolith_size":
+            return (
+                f"{n} round bod{'ies' if n != 1 else 'y'} of "
+                f"{desc.get('particle_diameter_max_mm'):.1f} mm (phlebolith size 2-5 mm)"
+            )
         case "ring_and_arc":
             if desc.get("ring_and_arc"):
                 sim = ", similar-sized" if desc.get("similar_sized") else ""
@@ -1068,18 +1171,22 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
             return f"solidity {desc.get('solidity'):.2f}"
         case "septa":
             return "lucent septa between globules" if desc.get("septa") else None
-        case "intra_articular":
+        case "joint_space_overlap":
+            ov = float(desc.get("joint_space_overlap") or 0.0)
+            if ov > 0:
+                return f"{100 * ov:.0f}% inside the {joint} joint space"
             if loc.intra_articular:
-                return f"inside the {joint} joint space"
+                return f"in the {joint} joint's recesses, against the bone"
             return "outside the joint space"
         case "joint_proximity":
             if loc.distance_to_joint_mm is None:
                 return "no joint on the film"
             return f"{loc.distance_to_joint_mm:.1f} mm from the {joint} joint space"
         case "bone_proximity":
-            if loc.distance_to_bone_mm is None:
+            d_bone = desc.get("particle_bone_distance_mm", loc.distance_to_bone_mm)
+            if d_bone is None:
                 return "no bone on the film"
-            return f"{loc.distance_to_bone_mm:.1f} mm from the bone surface"
+            return f"{d_bone:.1f} mm from the bone surface"
         case "density_rel_cortex":
             d = desc.get("density_rel_cortex")
             return None if d is None else f"density {d:.2f} x cortical bone"
@@ -1205,7 +1312,8 @@ def describe(
         if not det.mask.any():
             continue
         desc, area, centroid = _measure(det, radiograph, anatomy, all_mask, params)
-        loc = _location(det, anatomy, joints, spacing, params)
+        loc, loc_desc = _location(det, anatomy, joints, spacing, params)
+        desc.update(loc_desc)
         pattern, scores, drivers = _classify(desc, loc, params)
         items.append(
             Description(
