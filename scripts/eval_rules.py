@@ -9,7 +9,9 @@ truth's ``expected_category`` is top-1 / in the top 3 (and top-1 within
 ``acceptable_categories``), overall and per expected category.
 
 ``--truth-masks`` skips detection: each truth lesion's mask becomes one detection (its
-connected components the particles), so the figures measure describe + rules alone.
+connected components the particles), so the figures measure describe + rules alone;
+``--truth-anatomy`` (with it) also replaces the anatomy stage by the truth's region map
+(``anatomy_from_codes`` of the describe branch's ``scripts/describe_data.py``).
 
 Usage::
 
@@ -59,11 +61,19 @@ def _mask_detections(mask: np.ndarray, lesions: list[dict[str, Any]]) -> Detecti
     return Detections(items=tuple(items))
 
 
-def _truth_mask_findings(dcm: Path, truth: dict[str, Any], ctx: ClinicalContext | None) -> list:
+def _truth_mask_findings(
+    dcm: Path, truth: dict[str, Any], ctx: ClinicalContext | None, truth_anatomy: bool
+) -> list:
     """(lesion id, pattern, ranked category names) per truth lesion, detection bypassed."""
     cfg = load_config()
     rg = read_radiograph(dcm, params=cfg.ingest)
-    anatomy = map_anatomy(rg, params=cfg.anatomy)
+    if truth_anatomy:
+        from describe_data import anatomy_from_codes  # scripts/ of the describe branch
+
+        codes = cv2.imread(str(dcm.with_name(dcm.name[:-4] + ".anatomy.png")), cv2.IMREAD_UNCHANGED)
+        anatomy = anatomy_from_codes(codes, rg.pixel_spacing_mm, truth)
+    else:
+        anatomy = map_anatomy(rg, params=cfg.anatomy)
     mask = cv2.imread(str(dcm.with_name(dcm.name[:-4] + ".mask.png")), cv2.IMREAD_UNCHANGED)
     dets = _mask_detections(mask, truth["lesions"])
     descs = describe(rg, anatomy, dets, params=cfg.describe)
@@ -98,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path)
     ap.add_argument("--truth-masks", action="store_true", help="bypass detection")
+    ap.add_argument(
+        "--truth-anatomy", action="store_true", help="with --truth-masks: truth region map"
+    )
     ap.add_argument("--no-context", action="store_true", help="ignore the truth's context")
     ap.add_argument("--tolerance-mm", type=float, default=5.0)
     ap.add_argument("--limit", type=int, default=0)
@@ -121,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         lesions = truth["lesions"]
         n_lesions += len(lesions)
         if args.truth_masks:
-            rows = _truth_mask_findings(dcm, truth, ctx)
+            rows = _truth_mask_findings(dcm, truth, ctx, args.truth_anatomy)
         else:
             r = analyze(dcm, context=ctx)
             spacing = r.image.pixel_spacing_mm[0] if r.image else 0.15

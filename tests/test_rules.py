@@ -220,6 +220,7 @@ def test_numpy_descriptor_values_are_accepted() -> None:
 
 
 def test_each_pattern_alone_maps_first_to_its_domain_category() -> None:
+    """DOMAIN.md's 'maps first to', with only the pattern and an extra-articular site."""
     table = load_table()
     first = {
         Pattern.AMORPHOUS: "dystrophic",
@@ -233,7 +234,7 @@ def test_each_pattern_alone_maps_first_to_its_domain_category() -> None:
             pattern=pattern,
             pattern_scores={pattern: 1.0},
             descriptors={},
-            location=Location(),
+            location=Location(nearest_joint="elbow", distance_to_joint_mm=20.0),
             area_mm2=10.0,
             centroid_rc=(0.0, 0.0),
         )

@@ -16,7 +16,7 @@ def test_docs_rules_md_is_up_to_date() -> None:
     end = text.index(END)
     assert text[start:end].strip() == markdown(load_table()).strip(), (
         "docs/rules.md is out of date: replace the generated part with the output of "
-        "`PYTHONPATH=src python -m calcimg.rules_doc`"
+        "`PYTHONPATH=src python scripts/update_rules_doc.py`"
     )
 
 
