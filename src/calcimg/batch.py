@@ -539,12 +539,13 @@ class _Dask(_Backend):
         )
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
-        end = time.monotonic() + timeout
-        while True:
-            done = [f for f in futures if f.done()]
-            if done or time.monotonic() >= end:
-                return done
-            time.sleep(0.02)
+        from distributed import wait
+
+        try:
+            done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return []
+        return list(done)
 
     def outcome(self, fut: Any) -> Any:
         from distributed import KilledWorker
@@ -746,7 +747,10 @@ def run_batch(
     else:
         backend = _Local(min(options.workers, len(inputs)), tasks)
 
-    window = max(2, 2 * max(1, options.workers))
+    # Enough in flight to keep every worker busy (Dask adds a scheduler round trip per
+    # piece of work, so it gets more), few enough that memory stays bounded.
+    per_worker = 4 if options.scheduler is not None else 2
+    window = max(2, per_worker * max(1, options.workers))
     pending: Iterator[str] = iter(inputs)
     ready: deque[_Task] = deque()  # identified, to analyse (before new inputs)
     retry: deque[_Task] = deque()  # identify work lost with a broken pool
