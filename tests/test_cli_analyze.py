@@ -140,6 +140,7 @@ def test_select_option_on_analyze(folder: Folder, tmp_path: Path) -> None:
     assert not (out / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_crash_becomes_an_error_result_and_the_batch_goes_on(tmp_path: Path) -> None:
     src = tmp_path / "in"
     for i in range(6):
@@ -194,6 +195,7 @@ def _group_gone(pgid: int, timeout: float = 20) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(folder: Folder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["analyze", str(folder.root), "--out", str(out), "--workers", "2"]
