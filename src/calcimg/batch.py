@@ -382,6 +382,15 @@ def _worker_init(level: int = logging.WARNING) -> None:
         level=level if level < logging.WARNING else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _one_thread()
+
+
+def _one_thread() -> None:
+    """Parallelism is one image per process: OpenCV's own thread pool would oversubscribe
+    the cores (N workers x N threads) and slow every worker down."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 # ---------------------------------------------------------------------------- backends
@@ -736,6 +745,7 @@ def run_batch(
             out_dir=overlay_dir,
             overlays=options.overlays,
             quiet=quiet,
+            in_worker=options.scheduler is not None,
         ),
     }
     backend: _Backend
@@ -940,12 +950,21 @@ def _sop(t: _Task) -> str | None:
 
 
 def _call_analyze_one(
-    path: str, *, config: Config, context: Any, out_dir: str | None, overlays: str, quiet: bool
+    path: str,
+    *,
+    config: Config,
+    context: Any,
+    out_dir: str | None,
+    overlays: str,
+    quiet: bool,
+    in_worker: bool,
 ) -> list[dict[str, Any]]:
     if quiet:
         # Dask workers are not started by us (no initializer): quieten per-file warnings
         # here, as _worker_init does for local workers.
         logging.getLogger("calcimg").setLevel(logging.ERROR)
+    if in_worker:
+        _one_thread()
     return analyze_one(path, config, context, out_dir, overlays)
 
 
