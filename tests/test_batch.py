@@ -279,3 +279,34 @@ def test_a_copied_folder_keeps_its_outputs_consistent(folder: Folder, tmp_path: 
     shutil.copytree(out, moved)
     s = run_batch([folder.root / "study02"], BatchOptions(out_dir=moved, workers=0), tty=False)
     assert s.already_done == 6
+
+
+def test_progress_draws_a_bar_on_a_terminal_and_lines_otherwise() -> None:
+    import io
+
+    from calcimg.batch import BatchSummary, Progress, summary_table
+
+    s = BatchSummary(inputs=10, analysed=4, flagged=1, computed=4)
+    bar = io.StringIO()
+    p = Progress(10, bar, tty=True)
+    p.update(4, s, force=True)
+    p.close()
+    text = bar.getvalue()
+    assert text.startswith("\r\x1b[K[############..................] 4/10 ")
+    assert "img/s ETA " in text and "flag 1" in text and text.endswith("\n")
+    log = io.StringIO()
+    p = Progress(10, log, tty=False, interval_s=3600)
+    p.update(4, s)  # the first line comes at once, the next after interval_s
+    p.update(5, s)
+    assert log.getvalue().count("progress: ") == 1 and "\r" not in log.getvalue()
+    s.elapsed_s = 2.0
+    table = summary_table(s)
+    assert "  flagged            1" in table and "  images/s           2.00" in table
+
+
+def test_an_unpicklable_context_is_refused_before_any_work(tmp_path: Path) -> None:
+    opts = BatchOptions(out_dir=tmp_path, workers=2, context=lambda rg: None)
+    with pytest.raises(
+        ConfigError, match=r"clinical context .* cannot be sent to worker processes"
+    ):
+        run_batch([tmp_path], opts, tty=False)

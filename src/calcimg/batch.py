@@ -296,7 +296,7 @@ class Progress:
         self.tty = stream.isatty() if tty is None else tty
         self.interval_s = interval_s
         self.t0 = time.monotonic()
-        self._last = 0.0
+        self._last = float("-inf")  # the first update always shows
         self._drawn = False
 
     def _text(self, done: int, s: BatchSummary) -> str:
@@ -718,6 +718,8 @@ def run_batch(
     if options.parquet:
         check_parquet_available()
     out_dir = options.out_dir.resolve() if options.out_dir is not None else None
+    if options.workers > 0 or options.scheduler is not None:
+        _check_picklable(options)
     inputs = [str(item.path) for item in iter_inputs(paths)]
     summary = BatchSummary(inputs=len(inputs))
 
@@ -943,6 +945,20 @@ def run_batch(
     else:
         summary.final_errors = summary.errors
     return summary
+
+
+def _check_picklable(options: BatchOptions) -> None:
+    """Workers receive the parameters and the context by pickling: fail early and clearly."""
+    import pickle
+
+    for what, value in (("parameters", options.config), ("clinical context", options.context)):
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise ConfigError(
+                f"the {what} ({type(value).__name__}) cannot be sent to worker processes: "
+                f"{exc}; use --workers 0 to analyse in this process"
+            ) from exc
 
 
 def _sop(t: _Task) -> str | None:
