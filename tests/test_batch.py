@@ -13,7 +13,6 @@ import pydicom
 import pytest
 
 import calcimg.pipeline
-from batchdata import SHARED_DICOM, Folder, make_folder, write_radiograph
 from calcimg import __version__
 from calcimg.batch import BatchOptions, NotSelectedError, Selector, final_results, run_batch
 from calcimg.config import load_config
@@ -24,6 +23,12 @@ from calcimg.ingest import read_header
 from calcimg.pipeline import analyze
 from calcimg.report import FINDINGS_FILE, IMAGES_FILE, REPORT_FILE, RESULTS_FILE
 from calcimg.result import Location, Pattern, Status
+
+# tests/ may or may not be a package (both layouts have been used on main).
+try:
+    from tests.batchdata import SHARED_DICOM, Folder, make_folder, write_radiograph
+except ModuleNotFoundError:
+    from batchdata import SHARED_DICOM, Folder, make_folder, write_radiograph  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="module")

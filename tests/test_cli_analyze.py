@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from batchdata import Folder, make_folder, write_radiograph
 from calcimg.report import FINDINGS_FILE, IMAGES_FILE, RESULTS_FILE
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -35,6 +34,12 @@ def _patched(rg, *, params):
 
 _p.map_anatomy = _patched
 """
+
+# tests/ may or may not be a package (both layouts have been used on main).
+try:
+    from tests.batchdata import Folder, make_folder, write_radiograph
+except ModuleNotFoundError:
+    from batchdata import Folder, make_folder, write_radiograph  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="module")
