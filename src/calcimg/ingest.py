@@ -1040,7 +1040,7 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
             raise NotAnImageError(
                 f"{name}: a {p.suffix.lower()} file without a DICOM header, not an image; skipped"
             ) from None
-        ds = _parse_without_meta(p.read_bytes(), name)
+        ds = _header_without_meta(name)
     except CalcimgError:
         raise
     except Exception as exc:
@@ -1093,6 +1093,22 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
         series_description=_str_or_none(ds, "SeriesDescription"),
         transfer_syntax_uid=None if ts is None else str(ts),
     )
+
+
+def _header_without_meta(name: str) -> Dataset:
+    """As ``_parse_without_meta`` (old ACR-NEMA style files), deferring the pixel data."""
+    try:
+        ds = pydicom.dcmread(name, force=True, defer_size=4096)
+        looks_valid = "PixelData" in ds and "Rows" in ds and "Columns" in ds
+    except Exception:
+        looks_valid = False
+    if not looks_valid:
+        raise DicomReadError(
+            f"{name}: not a DICOM file: no 128-byte preamble with 'DICM', no File Meta "
+            "Information, and the content does not parse as a DICOM dataset with "
+            "(7FE0,0010) Pixel Data; expected a DICOM Part 10 file"
+        )
+    return ds
 
 
 def _check_header_pixel_length(ds: Dataset, name: str, path: Path, n_frames: int) -> None:
