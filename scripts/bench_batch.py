@@ -4,8 +4,10 @@ For each configuration, runs a fresh batch into its own output folder and report
 wall time, images/s (results computed per second of wall time, start-up included) and
 the peak resident memory of the whole process tree (the main process plus every worker,
 sampled every 50 ms with psutil), and the CPU seconds spent by the main process and by
-the workers (the Dask LocalCluster's worker CPU is not counted: its nannies are not
-children waited for by this process).
+its child processes once they have exited (local workers; for Dask the LocalCluster's
+nanny and worker processes, whose own overhead is included; the LocalCluster's scheduler
+runs in the main process). A machine-ceiling control (pure CPU work in 1 vs 2 processes)
+says how much parallel speed-up the machine itself allows at the time of the run.
 
 Usage::
 
