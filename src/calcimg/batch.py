@@ -529,12 +529,21 @@ class _Dask(_Backend):
             # distributed logs every start and stop at INFO; keep the console for results.
             logging.getLogger("distributed").setLevel(logging.WARNING)
         if scheduler == "local":
-            self.cluster = LocalCluster(
-                n_workers=max(1, workers),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: never clash with a site's 8787
-            )
+            # Processes started while SIGINT is ignored keep ignoring it (and Python does
+            # not install KeyboardInterrupt in them): Ctrl-C reaches the whole process
+            # group, and only this process should act on it.
+            main = threading.current_thread() is threading.main_thread()
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self.cluster = LocalCluster(
+                    n_workers=max(1, workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # any free port: never clash with a site's 8787
+                )
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, old)
             self.client = Client(self.cluster)
         else:
             self.client = Client(scheduler)
