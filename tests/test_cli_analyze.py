@@ -154,6 +154,7 @@ def test_a_worker_crash_becomes_an_error_result_and_the_batch_goes_on(tmp_path: 
     out = tmp_path / "out"
     done = calcimg("analyze", str(src), "--out", str(out), "--workers", "2", environ=env(tmp_path))
     assert done.returncode == 1, done.stderr
+    assert (out / IMAGES_FILE).exists(), done.stdout + done.stderr
     rows = {Path(r["source"]).name: r for r in table_without_timing(out / IMAGES_FILE)}
     assert len(rows) == 7
     crash = rows["crash_decoder.dcm"]

@@ -468,7 +468,14 @@ class _Local(_Backend):
         )
 
     def submit(self, kind: str, path: str) -> Any:
-        return self.pool.submit(self.tasks[kind], path)
+        try:
+            return self.pool.submit(self.tasks[kind], path)
+        except cf.process.BrokenProcessPool as exc:
+            # A worker died since the last wait: hand back a failed future so that this
+            # input joins the suspects like the work that was in flight.
+            fut: cf.Future[Any] = cf.Future()
+            fut.set_exception(exc)
+            return fut
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
         done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
