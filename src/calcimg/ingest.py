@@ -188,17 +188,26 @@ def _is_dicomdir(path: Path) -> bool:
 
 
 def _dicomdir_references(path: Path) -> list[Path]:
-    from pydicom.fileset import FileSet
+    """Files named by a DICOMDIR's directory records (PS3.3 F.3.2.2, Referenced File ID).
 
+    The records are read directly rather than through pydicom's FileSet, which stages a
+    temporary copy of the file-set that a read-only walk does not need.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fs = FileSet(pydicom.dcmread(path))
-        return [Path(inst.path) for inst in fs]
+        ds = pydicom.dcmread(path)
+        records = ds.DirectoryRecordSequence
     except Exception as exc:
         raise DicomReadError(
-            f"{path}: cannot read the DICOMDIR's directory records: {exc}"
+            f"{path}: cannot read the DICOMDIR's (0004,1220) Directory Record Sequence: {exc}"
         ) from exc
+    refs: list[Path] = []
+    for record in records:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        refs.append(path.parent.joinpath(*parts))
+    return refs
 
 
 # ------------------------------------------------------------------------------ reading
@@ -239,7 +248,7 @@ def read_radiograph(
     >>> from pydicom.data import get_testdata_file
     >>> rg = read_radiograph(get_testdata_file("RG1_UNCR.dcm"))
     >>> rg.pixels.dtype, rg.spacing_source.value
-    (dtype('float32'), 'imager_pixel_spacing')
+    (dtype('float32'), 'assumed')
     """
     params = params or IngestParams()
     opened = _open(source, params)
@@ -319,12 +328,39 @@ def _open_inner(source: Source, params: IngestParams) -> _OpenDicom | Radiograph
     name = _source_name(source)
     if isinstance(source, Dataset):
         return _validate_dataset(source, name, input_hash=None, notes=[])
+    if isinstance(source, str | os.PathLike):
+        # Files are hashed by streaming and parsed by pydicom from the path, so that the
+        # whole file is never held in memory beside its decoded pixels.
+        path = Path(source)
+        head, digest = _sniff_and_hash(path, name)
+        if _looks_like_image_export(name, head):
+            return _read_image_export(_read_bytes(path, name), name, digest, params)
+        ds, notes = _parse_dicom(path, head, name)
+        return _validate_dataset(ds, name, input_hash=digest, notes=notes)
     data = _read_bytes(source, name)
     digest = hashlib.sha256(data).hexdigest()
-    if _looks_like_image_export(name, data):
+    if _looks_like_image_export(name, data[:132]):
         return _read_image_export(data, name, digest, params)
-    ds, notes = _parse_dicom(data, name)
+    ds, notes = _parse_dicom(io.BytesIO(data), data[:132], name)
     return _validate_dataset(ds, name, input_hash=digest, notes=notes)
+
+
+def _sniff_and_hash(path: Path, name: str) -> tuple[bytes, str]:
+    """The first 132 bytes (preamble + 'DICM') and the SHA-256 of the whole file."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(132)
+            h.update(head)
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a folder; expected a file") from None
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read: {exc.strerror or exc}") from exc
+    return head, h.hexdigest()
 
 
 def _read_bytes(source: str | os.PathLike[str] | BinaryIO, name: str) -> bytes:
@@ -387,15 +423,15 @@ DOCUMENT_SUFFIXES = frozenset(
 )
 
 
-def _parse_dicom(data: bytes, name: str) -> tuple[Dataset, list[str]]:
-    """Parse DICOM bytes; files without preamble or meta are tried as raw datasets."""
+def _parse_dicom(src: Path | BinaryIO, head: bytes, name: str) -> tuple[Dataset, list[str]]:
+    """Parse a DICOM file; files without preamble or meta are tried as raw datasets."""
     notes: list[str] = []
-    if len(data) == 0:
+    if len(head) == 0:
         raise DicomReadError(f"{name}: the file is empty; expected a DICOM file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds: Dataset = pydicom.dcmread(io.BytesIO(data))
+            ds: Dataset = pydicom.dcmread(src)
         except InvalidDicomError:
             suffix = Path(name).suffix.lower()
             if suffix in DOCUMENT_SUFFIXES:
@@ -404,7 +440,7 @@ def _parse_dicom(data: bytes, name: str) -> tuple[Dataset, list[str]]:
                 ) from None
             # Old ACR-NEMA style files have no preamble and no File Meta: try the raw
             # dataset, and accept it only if it is recognisably an image.
-            ds = _parse_without_meta(data, name)
+            ds = _parse_without_meta(src, name)
             notes.append(
                 "no DICOM preamble or File Meta Information; read as a raw dataset in "
                 "Implicit VR Little Endian"
@@ -425,9 +461,11 @@ def _parse_dicom(data: bytes, name: str) -> tuple[Dataset, list[str]]:
     return ds, notes
 
 
-def _parse_without_meta(data: bytes, name: str) -> Dataset:
+def _parse_without_meta(src: Path | BinaryIO, name: str) -> Dataset:
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        if not isinstance(src, Path):
+            src.seek(0)
+        ds = pydicom.dcmread(src, force=True)
         looks_valid = "PixelData" in ds and "Rows" in ds and "Columns" in ds
     except Exception:
         looks_valid = False
@@ -608,13 +646,14 @@ def _dicom_frame_inner(
         )
 
     values, lo, hi, applied = _modality_lut(ds, arr, name)
+    del arr  # the stored values are no longer needed: keep peak memory per pixel low
     if applied:
         transforms.append("modality_lut")
     voi = _voi_window(ds, applied_lut=applied, name=name, notes=notes)
     if photometric == "MONOCHROME1":
         # Inverted last, after the Modality LUT (PS3.4 N.2); a Presentation LUT Shape of
         # INVERSE on MONOCHROME1 says the same thing and is not a second inversion.
-        values = np.float32(lo + hi) - values
+        np.subtract(np.float32(lo + hi), values, out=values)
         transforms.append("invert_monochrome1")
         if voi is not None:
             voi = (float(lo + hi - voi[0]), voi[1])
@@ -623,7 +662,7 @@ def _dicom_frame_inner(
             "(2050,0020) Presentation LUT Shape is INVERSE on MONOCHROME2; ignored for "
             "analysis (PS3.3 expects IDENTITY for MONOCHROME2)"
         )
-    spacing, source, calibrated = _resolve_spacing(ds, name, arr.shape, params, notes)
+    spacing, source, calibrated = _resolve_spacing(ds, name, values.shape, params, notes)
     for note in notes:
         log.info("%s", note)
     return Radiograph(
@@ -663,14 +702,14 @@ def _str_or_none(ds: Dataset, keyword: str) -> str | None:
 
 
 def _decode(ds: Dataset, name: str, frame: int, n_frames: int) -> np.ndarray:
+    """Decode one frame with pydicom's plugins (not cached on the dataset)."""
+    from pydicom.pixels import pixel_array
+
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            index = frame if n_frames > 1 else None
-            if n_frames > 1:
-                ds.pixel_array_options(index=index)
-            arr = ds.pixel_array
+            arr = pixel_array(ds, index=frame if n_frames > 1 else None)
     except CalcimgError:
         raise
     except Exception as exc:
@@ -680,8 +719,6 @@ def _decode(ds: Dataset, name: str, frame: int, n_frames: int) -> np.ndarray:
             "valid codestream; the file is corrupt or truncated, or no installed decoder "
             "supports it"
         ) from exc
-    if n_frames > 1 and arr.ndim == (3 if arr.shape[-1] != 3 else 4):
-        arr = arr[frame]
     return arr
 
 
@@ -1040,7 +1077,7 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
             raise NotAnImageError(
                 f"{name}: a {p.suffix.lower()} file without a DICOM header, not an image; skipped"
             ) from None
-        ds = _header_without_meta(name)
+        ds = _parse_without_meta(p, name)
     except CalcimgError:
         raise
     except Exception as exc:
@@ -1093,22 +1130,6 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
         series_description=_str_or_none(ds, "SeriesDescription"),
         transfer_syntax_uid=None if ts is None else str(ts),
     )
-
-
-def _header_without_meta(name: str) -> Dataset:
-    """As ``_parse_without_meta`` (old ACR-NEMA style files), deferring the pixel data."""
-    try:
-        ds = pydicom.dcmread(name, force=True, defer_size=4096)
-        looks_valid = "PixelData" in ds and "Rows" in ds and "Columns" in ds
-    except Exception:
-        looks_valid = False
-    if not looks_valid:
-        raise DicomReadError(
-            f"{name}: not a DICOM file: no 128-byte preamble with 'DICM', no File Meta "
-            "Information, and the content does not parse as a DICOM dataset with "
-            "(7FE0,0010) Pixel Data; expected a DICOM Part 10 file"
-        )
-    return ds
 
 
 def _check_header_pixel_length(ds: Dataset, name: str, path: Path, n_frames: int) -> None:
