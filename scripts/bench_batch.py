@@ -3,7 +3,11 @@
 For each configuration, runs a fresh batch into its own output folder and reports
 wall time, images/s (results computed per second of wall time, start-up included) and
 the peak resident memory of the whole process tree (the main process plus every worker,
-sampled every 50 ms with psutil).
+sampled every 50 ms with psutil), and the CPU seconds spent by the main process and by
+its child processes once they have exited (local workers; for Dask the LocalCluster's
+nanny and worker processes, whose own overhead is included; the LocalCluster's scheduler
+runs in the main process). A machine-ceiling control (pure CPU work in 1 vs 2 processes)
+says how much parallel speed-up the machine itself allows at the time of the run.
 
 Usage::
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -90,12 +96,47 @@ class PeakRSS:
         self._thread.join()
 
 
+def _spin(_: int) -> int:
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return total
+
+
+def machine_ceiling(tasks: int = 16) -> float:
+    """Speed-up of 2 processes over 1 on pure CPU work, measured now.
+
+    On a machine shared with other jobs the cores may not be free; this control says how
+    much of the 2-worker figure the machine itself allows.
+    """
+    import concurrent.futures as cf
+    import multiprocessing
+
+    rates = []
+    for n in (1, 2):
+        with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as ex:
+            list(ex.map(_spin, range(n)))  # start the workers first
+            t = time.perf_counter()
+            list(ex.map(_spin, range(tasks)))
+            rates.append(tasks / (time.perf_counter() - t))
+    return rates[1] / rates[0]
+
+
 def bench(folder: Path, out: Path, *, workers: int, scheduler: str | None) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
     opts = BatchOptions(out_dir=out, workers=workers, scheduler=scheduler, report=True)
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with PeakRSS() as mem:
         s = run_batch([folder], opts, tty=False, progress_stream=sys.stderr)
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    main_cpu = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+    # Children count once they have been waited for: pool workers are joined at the end.
+    kids_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     return {
+        "main_cpu_s": main_cpu,
+        "workers_cpu_s": kids_cpu,
         "images": s.computed,
         "errors": s.errors,
         "time_s": s.elapsed_s,
@@ -130,6 +171,7 @@ def main() -> int:
     ]
     if not args.no_dask:
         runs.append(("dask LocalCluster, 2 workers", 2, "local"))
+    ceiling_before = machine_ceiling()
     figures = {}
     for name, workers, scheduler in runs:
         figures[name] = bench(
@@ -139,15 +181,24 @@ def main() -> int:
             scheduler=scheduler,
         )
     print(f"\ninput: {what}")
-    print(f"{'configuration':32s} {'images':>6s} {'time s':>7s} {'img/s':>7s} {'peak RSS MB':>11s}")
+    print(
+        f"{'configuration':32s} {'images':>6s} {'time s':>7s} {'img/s':>7s} "
+        f"{'peak RSS MB':>11s} {'main CPU s':>10s} {'worker CPU s':>12s}"
+    )
     for name, f in figures.items():
         print(
             f"{name:32s} {f['images']:6.0f} {f['time_s']:7.1f} {f['images_per_s']:7.2f} "
-            f"{f['peak_rss_mb']:11.0f}"
+            f"{f['peak_rss_mb']:11.0f} {f['main_cpu_s']:10.1f} {f['workers_cpu_s']:12.1f}"
         )
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()} on {os.cpu_count()} cores")
     one = figures["local, 1 worker"]["images_per_s"]
     two = figures["local, 2 workers"]["images_per_s"]
+    ceiling_after = machine_ceiling()
     print(f"speed-up 2 workers / 1 worker: {two / one:.2f}x (target >= 1.7x)")
+    print(
+        f"machine ceiling (pure CPU, 2 vs 1 process) before/after: {ceiling_before:.2f}x / "
+        f"{ceiling_after:.2f}x"
+    )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

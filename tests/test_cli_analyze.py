@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from batchdata import Folder, make_folder, write_radiograph
 from calcimg.report import FINDINGS_FILE, IMAGES_FILE, RESULTS_FILE
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -35,6 +34,12 @@ def _patched(rg, *, params):
 
 _p.map_anatomy = _patched
 """
+
+# tests/ may or may not be a package (both layouts have been used on main).
+try:
+    from tests.batchdata import Folder, make_folder, write_radiograph
+except ModuleNotFoundError:
+    from batchdata import Folder, make_folder, write_radiograph  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +145,7 @@ def test_select_option_on_analyze(folder: Folder, tmp_path: Path) -> None:
     assert not (out / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_crash_becomes_an_error_result_and_the_batch_goes_on(tmp_path: Path) -> None:
     src = tmp_path / "in"
     for i in range(6):
@@ -148,6 +154,7 @@ def test_a_worker_crash_becomes_an_error_result_and_the_batch_goes_on(tmp_path: 
     out = tmp_path / "out"
     done = calcimg("analyze", str(src), "--out", str(out), "--workers", "2", environ=env(tmp_path))
     assert done.returncode == 1, done.stderr
+    assert (out / IMAGES_FILE).exists(), done.stdout + done.stderr
     rows = {Path(r["source"]).name: r for r in table_without_timing(out / IMAGES_FILE)}
     assert len(rows) == 7
     crash = rows["crash_decoder.dcm"]
@@ -194,6 +201,7 @@ def _group_gone(pgid: int, timeout: float = 20) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(folder: Folder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["analyze", str(folder.root), "--out", str(out), "--workers", "2"]

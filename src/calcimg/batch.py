@@ -296,7 +296,7 @@ class Progress:
         self.tty = stream.isatty() if tty is None else tty
         self.interval_s = interval_s
         self.t0 = time.monotonic()
-        self._last = 0.0
+        self._last = float("-inf")  # the first update always shows
         self._drawn = False
 
     def _text(self, done: int, s: BatchSummary) -> str:
@@ -382,6 +382,15 @@ def _worker_init(level: int = logging.WARNING) -> None:
         level=level if level < logging.WARNING else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _one_thread()
+
+
+def _one_thread() -> None:
+    """Parallelism is one image per process: OpenCV's own thread pool would oversubscribe
+    the cores (N workers x N threads) and slow every worker down."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 # ---------------------------------------------------------------------------- backends
@@ -459,7 +468,14 @@ class _Local(_Backend):
         )
 
     def submit(self, kind: str, path: str) -> Any:
-        return self.pool.submit(self.tasks[kind], path)
+        try:
+            return self.pool.submit(self.tasks[kind], path)
+        except cf.process.BrokenProcessPool as exc:
+            # A worker died since the last wait: hand back a failed future so that this
+            # input joins the suspects like the work that was in flight.
+            fut: cf.Future[Any] = cf.Future()
+            fut.set_exception(exc)
+            return fut
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
         done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
@@ -520,12 +536,21 @@ class _Dask(_Backend):
             # distributed logs every start and stop at INFO; keep the console for results.
             logging.getLogger("distributed").setLevel(logging.WARNING)
         if scheduler == "local":
-            self.cluster = LocalCluster(
-                n_workers=max(1, workers),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: never clash with a site's 8787
-            )
+            # Processes started while SIGINT is ignored keep ignoring it (and Python does
+            # not install KeyboardInterrupt in them): Ctrl-C reaches the whole process
+            # group, and only this process should act on it.
+            main = threading.current_thread() is threading.main_thread()
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self.cluster = LocalCluster(
+                    n_workers=max(1, workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # any free port: never clash with a site's 8787
+                )
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, old)
             self.client = Client(self.cluster)
         else:
             self.client = Client(scheduler)
@@ -539,12 +564,13 @@ class _Dask(_Backend):
         )
 
     def wait(self, futures: Sequence[Any], timeout: float) -> list[Any]:
-        end = time.monotonic() + timeout
-        while True:
-            done = [f for f in futures if f.done()]
-            if done or time.monotonic() >= end:
-                return done
-            time.sleep(0.02)
+        from distributed import wait
+
+        try:
+            done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return []
+        return list(done)
 
     def outcome(self, fut: Any) -> Any:
         from distributed import KilledWorker
@@ -708,6 +734,8 @@ def run_batch(
     if options.parquet:
         check_parquet_available()
     out_dir = options.out_dir.resolve() if options.out_dir is not None else None
+    if options.workers > 0 or options.scheduler is not None:
+        _check_picklable(options)
     inputs = [str(item.path) for item in iter_inputs(paths)]
     summary = BatchSummary(inputs=len(inputs))
 
@@ -735,6 +763,7 @@ def run_batch(
             out_dir=overlay_dir,
             overlays=options.overlays,
             quiet=quiet,
+            in_worker=options.scheduler is not None,
         ),
     }
     backend: _Backend
@@ -746,7 +775,10 @@ def run_batch(
     else:
         backend = _Local(min(options.workers, len(inputs)), tasks)
 
-    window = max(2, 2 * max(1, options.workers))
+    # Enough in flight to keep every worker busy (Dask adds a scheduler round trip per
+    # piece of work, so it gets more), few enough that memory stays bounded.
+    per_worker = 4 if options.scheduler is not None else 2
+    window = max(2, per_worker * max(1, options.workers))
     pending: Iterator[str] = iter(inputs)
     ready: deque[_Task] = deque()  # identified, to analyse (before new inputs)
     retry: deque[_Task] = deque()  # identify work lost with a broken pool
@@ -931,17 +963,40 @@ def run_batch(
     return summary
 
 
+def _check_picklable(options: BatchOptions) -> None:
+    """Workers receive the parameters and the context by pickling: fail early and clearly."""
+    import pickle
+
+    for what, value in (("parameters", options.config), ("clinical context", options.context)):
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise ConfigError(
+                f"the {what} ({type(value).__name__}) cannot be sent to worker processes: "
+                f"{exc}; use --workers 0 to analyse in this process"
+            ) from exc
+
+
 def _sop(t: _Task) -> str | None:
     return t.header.sop_instance_uid if t.header is not None else None
 
 
 def _call_analyze_one(
-    path: str, *, config: Config, context: Any, out_dir: str | None, overlays: str, quiet: bool
+    path: str,
+    *,
+    config: Config,
+    context: Any,
+    out_dir: str | None,
+    overlays: str,
+    quiet: bool,
+    in_worker: bool,
 ) -> list[dict[str, Any]]:
     if quiet:
         # Dask workers are not started by us (no initializer): quieten per-file warnings
         # here, as _worker_init does for local workers.
         logging.getLogger("calcimg").setLevel(logging.ERROR)
+    if in_worker:
+        _one_thread()
     return analyze_one(path, config, context, out_dir, overlays)
 
 
