@@ -679,8 +679,7 @@ def _bone_mask(
         rim = (d > 0.5 / sp) & (d <= 0.5 / sp + rim_px)
         core = d > 0.5 / sp + 2.0 * rim_px
         if core.sum() < 4 or rim.sum() < 4:
-            keep[i] = False  # too thin for a cortex and a medulla: not a bone
-            continue
+            continue  # slender (a phalanx): no core to compare the cortex with
         if float(np.median(t[rim])) < p.rim_ratio * float(np.median(t[core])):
             keep[i] = False
     kept = keep[lab]

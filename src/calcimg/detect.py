@@ -87,6 +87,9 @@ class DetectParams:
     coarse_se_mm: float = 30.0
     """Top-hat structuring element for clumps and masses."""
     coarse_spacing_mm: float = 1.0
+    medium_gain: float = 1.5
+    coarse_gain: float = 2.0
+    """Weights of the medium and coarse scales' CNR against the fine scale's."""
     presmooth_mm: float = 0.2
     """Gaussian sigma applied before the fine top-hat (noise suppression)."""
     edge_margin_mm: float = 3.0
@@ -99,13 +102,13 @@ class DetectParams:
     """Particles extend over pixels with at least this CNR."""
     min_particle_mm2: float = 0.08
     max_finding_mm2: float = 8000.0
-    bone_margin_mm: float = 0.6
+    bone_margin_mm: float = 1.5
     """Outside joint spaces, candidate pixels are at least this far from bone."""
     hug_distance_mm: float = 2.5
     hug_elongation: float = 2.5
     hug_spread: float = 0.35
     """A particle hugs the cortex when (max - min) distance to bone < hug_spread * length."""
-    group_distance_mm: float = 7.0
+    group_distance_mm: float = 5.0
     min_confidence: float = 0.5
     confidence_weights: tuple[float, ...] = (-9.0, 5.0, 0.8, 0.0, -2.0, 0.0, 0.5, 0.0)
     """Intercept then one weight per :data:`CONFIDENCE_FEATURES` entry."""
@@ -117,6 +120,8 @@ class DetectParams:
         check_range(q + "medium_spacing_mm", self.medium_spacing_mm, 0.05, 2.0)
         check_range(q + "coarse_se_mm", self.coarse_se_mm, 2.0, 200.0)
         check_range(q + "coarse_spacing_mm", self.coarse_spacing_mm, 0.1, 5.0)
+        check_range(q + "medium_gain", self.medium_gain, 0.1, 10.0)
+        check_range(q + "coarse_gain", self.coarse_gain, 0.1, 10.0)
         check_range(q + "presmooth_mm", self.presmooth_mm, 0.0, 2.0)
         check_range(q + "edge_margin_mm", self.edge_margin_mm, 0.0, 50.0)
         check_range(q + "quiet_margin_mm", self.quiet_margin_mm, 0.0, 50.0)
@@ -239,7 +244,19 @@ def _scale_cnr(
     if pre_px >= 0.3:
         work = cv2.GaussianBlur(work, (0, 0), pre_px)
     se_px = max(3, round(se_mm / wsp))
-    tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, _disc(se_px))
+    # outside the body the film is set bright, so that the structuring element may reach
+    # over the skin line: a finger narrower than the element is not a "bright structure"
+    outside = _resize(
+        (grid.labels == np.uint8(Region.BACKGROUND)).astype(np.uint8), work.shape, cv2.INTER_NEAREST
+    ).astype(bool)
+    se = _disc(se_px)
+    if outside.any():
+        hi, lo = np.float32(work.max() + 1.0), np.float32(work.min() - 1.0)
+        eroded = cv2.erode(np.where(outside, hi, work).astype(np.float32), se)
+        opened = cv2.dilate(np.where(outside, lo, eroded).astype(np.float32), se)
+        tophat = np.where(outside, np.float32(0.0), work - opened).astype(np.float32)
+    else:
+        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
     step = max(1, int(np.sqrt(wquiet.size / 250_000)))
     sample = tophat[::step, ::step][wquiet[::step, ::step]]
     nsample = noise[::step, ::step][wquiet[::step, ::step]]
@@ -299,12 +316,15 @@ def candidate_features(
         quiet = soft | joint
     best_cnr: np.ndarray | None = None
     best_con: np.ndarray | None = None
-    for se_mm, sp_mm, pre in (
-        (params.fine_se_mm, grid.spacing_mm, params.presmooth_mm),
-        (params.medium_se_mm, params.medium_spacing_mm, 0.0),
-        (params.coarse_se_mm, params.coarse_spacing_mm, 0.0),
+    for se_mm, sp_mm, pre, gain in (
+        (params.fine_se_mm, grid.spacing_mm, params.presmooth_mm, 1.0),
+        (params.medium_se_mm, params.medium_spacing_mm, 0.0, params.medium_gain),
+        (params.coarse_se_mm, params.coarse_spacing_mm, 0.0, params.coarse_gain),
     ):
         cnr, con = _scale_cnr(grid, quiet, se_mm=se_mm, spacing_mm=sp_mm, presmooth_mm=pre)
+        # the wider scales' noise is mostly anatomical clutter (soft-tissue curvature):
+        # their CNR is weighted to the same false-alarm rate as the fine scale's
+        cnr *= np.float32(gain)
         if best_cnr is None or best_con is None:
             best_cnr, best_con = cnr, con
         else:
