@@ -264,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     rescore(results, w)
+    print("FROC on the tuning set (min_confidence: sensitivity, FP/image):")
+    for thr in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        s = score(results, thr)
+        print(f"  {thr:.2f}: {s['sensitivity']:.3f}, {s['fp_per_image']:.2f}")
     best = 0.5
     for thr in np.linspace(0.05, 0.95, 91):
         s = score(results, float(thr))

@@ -102,7 +102,7 @@ class AnatomyParams:
     """Non-air islands smaller than this, outside the main body, are not anatomy."""
     bone_background_mm: float = 30.0
     """Disc of the bone top-hat: wider than most bone shafts, narrower than limbs."""
-    bone_texture: float = 8.0
+    bone_texture: float = 4.0
     """Bone seeds are textured: band-pass energy above this multiple of soft tissue's..."""
     texture_fine_mm: float = 0.3
     texture_coarse_mm: float = 1.0
@@ -112,11 +112,15 @@ class AnatomyParams:
     """...and their top-hat is at least bone_k noise sigmas."""
     rim_test_max_mm2: float = 4000.0
     """Dense bodies up to this area must show a cortex to count as bone."""
-    rim_ratio: float = 1.0
+    rim_ratio: float = 0.9
     """Cortex test: median top-hat of the outer cortex_mm >= rim_ratio x the core's."""
     bone_hole_mm2: float = 200.0
     """Holes up to this size in textured bone are filled (lucent medulla, lesions)."""
-    bone_close_mm: float = 4.0
+    bone_neck_mm: float = 6.0
+    skin_margin_mm: float = 3.0
+    """Texture within this of the skin line is the skin edge, not bone."""
+    """Necks narrower than this between dense bodies are cut before testing them."""
+    bone_close_mm: float = 3.0
     """Closing that knits textured bone pixels into solid bone."""
     bone_open_mm: float = 2.0
     """Opening of the bone mask: removes dense lines thinner than this (chondral, vascular)."""
@@ -164,6 +168,8 @@ class AnatomyParams:
         check_range(q + "rim_test_max_mm2", self.rim_test_max_mm2, 0.0, 1e6)
         check_range(q + "rim_ratio", self.rim_ratio, 0.0, 10.0)
         check_range(q + "bone_hole_mm2", self.bone_hole_mm2, 0.0, 1e5)
+        check_range(q + "bone_neck_mm", self.bone_neck_mm, 0.0, 30.0)
+        check_range(q + "skin_margin_mm", self.skin_margin_mm, 0.0, 30.0)
         check_range(q + "bone_close_mm", self.bone_close_mm, 0.0, 30.0)
         check_range(q + "bone_open_mm", self.bone_open_mm, 0.0, 20.0)
         check_range(q + "min_bone_mm2", self.min_bone_mm2, 0.0, 1e5)
@@ -583,9 +589,6 @@ def _near(mask: np.ndarray, radius_px: float) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), _disc(radius_px)).astype(bool)
 
 
-_DEBUG = False
-
-
 def _bone_mask(
     img: np.ndarray,
     body: np.ndarray,
@@ -633,7 +636,9 @@ def _bone_mask(
     energy = cv2.boxFilter(np.abs(dog), -1, (k, k))
     ref = float(np.percentile(energy[::3, ::3][body[::3, ::3]], 20.0))
     textured = energy > np.float32(p.bone_texture * max(ref, 1e-9))
-    seed = (tophat > floor) & textured & body
+    # the skin line is an edge, not texture
+    inner = body & ~_near(~body, p.skin_margin_mm / sp)
+    seed = textured & inner & ((tophat > floor) | (energy > np.float32(2.0 * p.bone_texture * ref)))
     # trabecular speckle and cortical edges knit into solid bone
     seed = cv2.morphologyEx(
         seed.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.bone_close_mm / sp / 2.0)
@@ -649,7 +654,11 @@ def _bone_mask(
     seed = cv2.morphologyEx(
         seed.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
     ).astype(bool)
-    bone = seed
+    # cut narrow necks (a calcified clump knitted to a bone by the closing) before the
+    # per-component tests; the cut-off rims come back with the bone they belong to
+    neck = _disc(p.bone_neck_mm / sp / 2.0)
+    full = seed & body
+    bone = cv2.morphologyEx(full.astype(np.uint8), cv2.MORPH_OPEN, neck).astype(bool)
     n, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
     keep = st[:, cv2.CC_STAT_AREA] >= p.min_bone_mm2 / (sp * sp)
     keep[0] = False
@@ -667,24 +676,16 @@ def _bone_mask(
         comp = (lab[ys, xs] == i).astype(np.uint8)
         d = cv2.distanceTransform(comp, cv2.DIST_L2, 3)
         t = tophat[ys, xs]
-        rim = (d > 0) & (d <= rim_px)
-        core = d > 2.0 * rim_px
+        # the cortex band, skipping the blurred outline, against the middle
+        rim = (d > 0.5 / sp) & (d <= 0.5 / sp + rim_px)
+        core = d > 0.5 / sp + 2.0 * rim_px
         if core.sum() < 4 or rim.sum() < 4:
-            keep[i] = False  # too thin for a cortex and a medulla: not a bone
-            continue
+            continue  # slender (a phalanx): no core to compare the cortex with
         if float(np.median(t[rim])) < p.rim_ratio * float(np.median(t[core])):
             keep[i] = False
-        if _DEBUG:
-            print(
-                "rim",
-                y0,
-                x0,
-                round(area * sp * sp),
-                float(np.median(t[rim])),
-                float(np.median(t[core])),
-                keep[i],
-            )
-    return keep[lab]
+    kept = keep[lab]
+    # give back the outline the opening rounded off, but not bodies lying beside it
+    return full & cv2.dilate(kept.astype(np.uint8), _disc(p.bone_neck_mm / sp / 4.0)).astype(bool)
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -33,6 +33,7 @@ Method (sizes in mm, intensities in units of the local noise):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -86,23 +87,28 @@ class DetectParams:
     coarse_se_mm: float = 30.0
     """Top-hat structuring element for clumps and masses."""
     coarse_spacing_mm: float = 1.0
+    medium_gain: float = 1.5
+    coarse_gain: float = 2.0
+    """Weights of the medium and coarse scales' CNR against the fine scale's."""
     presmooth_mm: float = 0.2
     """Gaussian sigma applied before the fine top-hat (noise suppression)."""
-    noise_window_mm: float = 15.0
-    """Window of the local noise-and-clutter estimate of each scale's response."""
+    edge_margin_mm: float = 3.0
+    """No findings within this of the film's edge."""
+    quiet_margin_mm: float = 3.0
+    """Noise is measured in soft tissue at least this far from bone and skin."""
     particle_cnr: float = 5.0
     """A particle's peak CNR must reach this."""
     grow_cnr: float = 3.0
     """Particles extend over pixels with at least this CNR."""
     min_particle_mm2: float = 0.08
     max_finding_mm2: float = 8000.0
-    bone_margin_mm: float = 0.6
+    bone_margin_mm: float = 1.5
     """Outside joint spaces, candidate pixels are at least this far from bone."""
     hug_distance_mm: float = 2.5
     hug_elongation: float = 2.5
     hug_spread: float = 0.35
     """A particle hugs the cortex when (max - min) distance to bone < hug_spread * length."""
-    group_distance_mm: float = 7.0
+    group_distance_mm: float = 5.0
     min_confidence: float = 0.5
     confidence_weights: tuple[float, ...] = (-9.0, 5.0, 0.8, 0.0, -2.0, 0.0, 0.5, 0.0)
     """Intercept then one weight per :data:`CONFIDENCE_FEATURES` entry."""
@@ -114,8 +120,11 @@ class DetectParams:
         check_range(q + "medium_spacing_mm", self.medium_spacing_mm, 0.05, 2.0)
         check_range(q + "coarse_se_mm", self.coarse_se_mm, 2.0, 200.0)
         check_range(q + "coarse_spacing_mm", self.coarse_spacing_mm, 0.1, 5.0)
+        check_range(q + "medium_gain", self.medium_gain, 0.1, 10.0)
+        check_range(q + "coarse_gain", self.coarse_gain, 0.1, 10.0)
         check_range(q + "presmooth_mm", self.presmooth_mm, 0.0, 2.0)
-        check_range(q + "noise_window_mm", self.noise_window_mm, 1.0, 200.0)
+        check_range(q + "edge_margin_mm", self.edge_margin_mm, 0.0, 50.0)
+        check_range(q + "quiet_margin_mm", self.quiet_margin_mm, 0.0, 50.0)
         check_range(q + "particle_cnr", self.particle_cnr, 0.0, 100.0)
         check_range(q + "grow_cnr", self.grow_cnr, 0.0, 100.0)
         if self.grow_cnr > self.particle_cnr:
@@ -192,21 +201,33 @@ def _resize(img: np.ndarray, shape: tuple[int, int], interp: int) -> np.ndarray:
     return cv2.resize(img, (shape[1], shape[0]), interpolation=interp)
 
 
+@functools.lru_cache(maxsize=32)
+def _white_noise_tophat(se_px: int, presmooth_px: float) -> float:
+    """Robust sigma of the top-hat of unit white noise (a floor for the noise scale)."""
+    rng = np.random.default_rng(12345)
+    noise = rng.standard_normal((192, 192)).astype(np.float32)
+    if presmooth_px >= 0.3:
+        noise = cv2.GaussianBlur(noise, (0, 0), presmooth_px)
+    th = cv2.morphologyEx(noise, cv2.MORPH_TOPHAT, _disc(se_px))
+    med = float(np.median(th))
+    return float(np.median(np.abs(th - med))) * 1.4826
+
+
 def _scale_cnr(
     grid: AnalysisGrid,
-    valid: np.ndarray,
+    quiet: np.ndarray,
     *,
     se_mm: float,
     spacing_mm: float,
     presmooth_mm: float,
-    window_mm: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """CNR and top-hat (normalised units) of one scale, on the analysis grid.
 
-    The top-hat is divided by its own local RMS over soft tissue (values clipped at
-    three global RMS so that calcifications do not raise their own noise), measured in
-    ``window_mm`` boxes: a self-calibrating noise-plus-clutter estimate that works for
-    correlated detector noise and quantised films alike.
+    The top-hat's noise is its RMS (clipped at the 99th percentile) over quiet soft tissue
+    (away from bone and skin), so that correlated detector noise and fine anatomical
+    clutter are accounted for; it is never taken below the spread the same top-hat
+    gives on white noise of the measured pixel noise (quantised, noise-free films). The
+    local pixel-noise map modulates it (thicker parts of a film are noisier).
     """
     img = grid.image
     h, w = img.shape
@@ -214,30 +235,43 @@ def _scale_cnr(
     if spacing_mm > sp * 1.2:
         shape = (max(8, round(h * sp / spacing_mm)), max(8, round(w * sp / spacing_mm)))
         work = _resize(img, shape, cv2.INTER_AREA)
-        wvalid = _resize(valid.astype(np.uint8), shape, cv2.INTER_NEAREST).astype(bool)
+        wquiet = _resize(quiet.astype(np.uint8), shape, cv2.INTER_NEAREST).astype(bool)
         wsp = h * sp / shape[0]
+        noise = _resize(grid.noise, shape, cv2.INTER_AREA) * np.float32(sp / wsp)
     else:
-        work, wvalid, wsp = img, valid, sp
+        work, wquiet, wsp, noise = img, quiet, sp, grid.noise
     pre_px = presmooth_mm / wsp
     if pre_px >= 0.3:
         work = cv2.GaussianBlur(work, (0, 0), pre_px)
     se_px = max(3, round(se_mm / wsp))
-    tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, _disc(se_px))
-    step = max(1, int(np.sqrt(wvalid.size / 250_000)))
-    sample = tophat[::step, ::step][wvalid[::step, ::step]]
+    # outside the body the film is set bright, so that the structuring element may reach
+    # over the skin line: a finger narrower than the element is not a "bright structure"
+    outside = _resize(
+        (grid.labels == np.uint8(Region.BACKGROUND)).astype(np.uint8), work.shape, cv2.INTER_NEAREST
+    ).astype(bool)
+    se = _disc(se_px)
+    if outside.any():
+        hi, lo = np.float32(work.max() + 1.0), np.float32(work.min() - 1.0)
+        eroded = cv2.erode(np.where(outside, hi, work).astype(np.float32), se)
+        opened = cv2.dilate(np.where(outside, lo, eroded).astype(np.float32), se)
+        tophat = np.where(outside, np.float32(0.0), work - opened).astype(np.float32)
+    else:
+        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
+    step = max(1, int(np.sqrt(wquiet.size / 250_000)))
+    sample = tophat[::step, ::step][wquiet[::step, ::step]]
+    nsample = noise[::step, ::step][wquiet[::step, ::step]]
     if sample.size < 32:
         sample = tophat.ravel()
+        nsample = noise.ravel()
+    # a top-hat is one-sided with many exact zeros: its RMS (over values clipped at
+    # the 99th percentile, so that calcifications do not count) is the robust scale
     cap = float(np.percentile(sample, 99.0))
-    rms_g = float(np.sqrt(np.mean(np.minimum(sample, cap) ** 2)))
-    rms_g = max(rms_g, 1e-6)
-    clipped = np.minimum(tophat, np.float32(3.0 * rms_g))
-    vf = wvalid.astype(np.float32)
-    k = max(3, round(window_mm / wsp) | 1)
-    num = cv2.boxFilter(clipped * clipped * vf, -1, (k, k), borderType=cv2.BORDER_REFLECT)
-    den = cv2.boxFilter(vf, -1, (k, k), borderType=cv2.BORDER_REFLECT)
-    local_ms = np.where(den > 0.1, num / np.maximum(den, 1e-6), np.float32(rms_g * rms_g))
-    local_rms = np.sqrt(np.maximum(local_ms, np.float32(0.25 * rms_g * rms_g)))
-    cnr = tophat / local_rms
+    rms = float(np.sqrt(np.mean(np.minimum(sample, cap) ** 2)))
+    noise_med = max(float(np.median(nsample)), 1e-7)
+    floor = _white_noise_tophat(se_px, round(pre_px, 2)) * noise_med
+    sigma = max(rms, floor, 1e-7)
+    rel = np.clip(noise / np.float32(noise_med), 0.5, 3.0)
+    cnr = tophat / (np.float32(sigma) * rel)
     if work.shape != img.shape:
         cnr = _resize(cnr.astype(np.float32), (h, w), cv2.INTER_LINEAR)
         tophat = _resize(tophat, (h, w), cv2.INTER_LINEAR)
@@ -267,21 +301,30 @@ def candidate_features(
     soft = labels == np.uint8(Region.SOFT_TISSUE)
     joint = labels == np.uint8(Region.JOINT_SPACE)
     allowed = (soft & (grid.distance_to_bone_mm >= params.bone_margin_mm)) | joint
+    # keep off the film's edge (collimator rims, detector border)
+    edge = max(1, round(params.edge_margin_mm / grid.spacing_mm))
+    allowed[:edge] = False
+    allowed[-edge:] = False
+    allowed[:, :edge] = False
+    allowed[:, -edge:] = False
+    # quiet soft tissue for the noise estimates: away from bone and from the skin line
+    k = max(3, round(2.0 * params.quiet_margin_mm / grid.spacing_mm) | 1)
+    not_body = (labels == np.uint8(Region.BACKGROUND)) | (labels == np.uint8(Region.FOREIGN))
+    near_edge = cv2.dilate(not_body.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+    quiet = soft & (grid.distance_to_bone_mm >= params.quiet_margin_mm) & ~near_edge
+    if quiet.sum() < 1000:
+        quiet = soft | joint
     best_cnr: np.ndarray | None = None
     best_con: np.ndarray | None = None
-    for se_mm, sp_mm, pre in (
-        (params.fine_se_mm, grid.spacing_mm, params.presmooth_mm),
-        (params.medium_se_mm, params.medium_spacing_mm, 0.0),
-        (params.coarse_se_mm, params.coarse_spacing_mm, 0.0),
+    for se_mm, sp_mm, pre, gain in (
+        (params.fine_se_mm, grid.spacing_mm, params.presmooth_mm, 1.0),
+        (params.medium_se_mm, params.medium_spacing_mm, 0.0, params.medium_gain),
+        (params.coarse_se_mm, params.coarse_spacing_mm, 0.0, params.coarse_gain),
     ):
-        cnr, con = _scale_cnr(
-            grid,
-            soft | joint,
-            se_mm=se_mm,
-            spacing_mm=sp_mm,
-            presmooth_mm=pre,
-            window_mm=params.noise_window_mm,
-        )
+        cnr, con = _scale_cnr(grid, quiet, se_mm=se_mm, spacing_mm=sp_mm, presmooth_mm=pre)
+        # the wider scales' noise is mostly anatomical clutter (soft-tissue curvature):
+        # their CNR is weighted to the same false-alarm rate as the fine scale's
+        cnr *= np.float32(gain)
         if best_cnr is None or best_con is None:
             best_cnr, best_con = cnr, con
         else:
