@@ -9,4 +9,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e .
-"$VENV/bin/calcimg" analyze sample_dicoms --out out "$@"
+# the films only: the truth masks beside them are PNGs that a folder walk would read
+"$VENV/bin/calcimg" analyze sample_dicoms/*.dcm --out out "$@"
