@@ -120,3 +120,35 @@ def test_config_precedence_and_validation(tmp_path: Path) -> None:
         load_config(overrides=["nonsense"])
     with pytest.raises(ConfigError, match=r"expected a number"):
         load_config(overrides=["ingest.max_spacing_mm=true"])
+
+
+def test_cli_dicom_out_writes_an_sr_per_image_and_a_seg_per_flagged_image(
+    shared_dicom: Path, tmp_path: Path
+) -> None:
+    import pydicom
+
+    sample = REPO / "sample_dicoms" / "synth_0004.dcm"
+    proc = _run_cli(
+        "analyze",
+        str(sample),
+        str(shared_dicom / "radiographs" / "dx_image.dcm"),
+        "--out",
+        str(tmp_path / "out"),
+        "--dicom-out",
+        str(tmp_path / "dcm"),
+        "--workers",
+        "0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    written = {p.name: pydicom.dcmread(p) for p in (tmp_path / "dcm").iterdir()}
+    for row in rows:
+        uid = row["sop_instance_uid"]
+        sr = written[f"{uid}.SR.dcm"]
+        assert sr.Modality == "SR"
+        assert (
+            sr.CurrentRequestedProcedureEvidenceSequence[0].StudyInstanceUID
+            == (row["study_instance_uid"])
+        )
+        if row["flag"]:
+            assert written[f"{uid}.SEG.dcm"].Modality == "SEG"

@@ -191,6 +191,9 @@ class BatchOptions:
     config : Config
     context : object
         Passed unchanged as ``context=`` to :func:`~calcimg.pipeline.analyze_file`.
+    dicom_out : Path or None
+        Write a Comprehensive SR and a binary SEG of every analysed image here
+        (:mod:`calcimg.dicomout`, the ``dicom`` extra).
     """
 
     out_dir: Path | None = None
@@ -203,6 +206,7 @@ class BatchOptions:
     parquet: bool = False
     config: Config = field(default_factory=load_config)
     context: Any = None
+    dicom_out: Path | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -352,8 +356,9 @@ def analyze_one(
     context: Any,
     out_dir: str | None,
     overlays: str,
+    dicom_dir: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Analyse one input in a worker: every frame, plus its overlays.
+    """Analyse one input in a worker: every frame, plus its overlays and DICOM results.
 
     Returns the results as contract dicts (small to send back: the label mask and the
     pixels stay in the worker). Overlays are drawn here because only the worker holds
@@ -368,6 +373,14 @@ def analyze_one(
                 write_overlay(out_dir, r, rg.pixels, voi_window=rg.voi_window)
             except Exception:  # an overlay is a convenience; never lose the result
                 log.exception("%s: overlay failed", path)
+        if dicom_dir is not None and r.status is Status.OK:
+            # SR and SEG need the label mask, which only the worker holds
+            from calcimg.dicomout import write_dicom_results_for_file
+
+            try:
+                write_dicom_results_for_file(r, path, dicom_dir)
+            except Exception:  # a DICOM result is an extra output; never lose the result
+                log.exception("%s: DICOM SR/SEG failed", path)
         out.append(r.to_dict())
     return out
 
@@ -762,6 +775,7 @@ def run_batch(
             context=options.context,
             out_dir=overlay_dir,
             overlays=options.overlays,
+            dicom_dir=None if options.dicom_out is None else str(options.dicom_out),
             quiet=quiet,
             in_worker=options.scheduler is not None,
         ),
@@ -988,6 +1002,7 @@ def _call_analyze_one(
     context: Any,
     out_dir: str | None,
     overlays: str,
+    dicom_dir: str | None,
     quiet: bool,
     in_worker: bool,
 ) -> list[dict[str, Any]]:
@@ -997,7 +1012,7 @@ def _call_analyze_one(
         logging.getLogger("calcimg").setLevel(logging.ERROR)
     if in_worker:
         _one_thread()
-    return analyze_one(path, config, context, out_dir, overlays)
+    return analyze_one(path, config, context, out_dir, overlays, dicom_dir)
 
 
 def final_results(out_dir: str | os.PathLike[str]) -> list[Result]:

@@ -12,6 +12,7 @@ from typing import Any
 from calcimg.batch import OVERLAY_CHOICES, SELECT_KEYS, BatchOptions, Selector, run_batch
 from calcimg.batch import summary_table as batch_summary_table
 from calcimg.cli.common import add_config_options, config_from_args, context_from_args
+from calcimg.errors import ConfigError
 from calcimg.result import Result, Status
 
 __all__ = ["add_parser", "add_select_option", "default_workers", "run", "summary_line"]
@@ -101,8 +102,31 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also write images.parquet and findings.parquet (needs pyarrow)",
     )
+    p.add_argument(
+        "--dicom-out",
+        metavar="DIR",
+        help="also write a Comprehensive SR (TID 1500) and a binary SEG of every analysed "
+        "DICOM image into DIR (needs the dicom extra)",
+    )
+    p.add_argument(
+        "--brief",
+        action="store_true",
+        help="with --out, print lines only for flagged and errored images",
+    )
     add_config_options(p)
     p.set_defaults(run=run)
+
+
+def _dicom_out(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    try:
+        import highdicom  # noqa: F401
+    except ImportError:
+        raise ConfigError("--dicom-out needs highdicom: pip install 'calcimg[dicom]'") from None
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def summary_line(r: Result) -> str:
@@ -137,14 +161,15 @@ def run(args: argparse.Namespace) -> int:
         parquet=args.parquet,
         config=config_from_args(args),
         context=context_from_args(args),
+        dicom_out=_dicom_out(args.dicom_out),
     )
-    verbose = getattr(args, "verbose", 0) > 0
+    brief = bool(args.brief)
 
     if args.out:
-        # Results go to files; the console gets the images worth a look (flagged and
-        # errors; every image with -v), a progress bar or periodic lines, and a summary.
+        # Results go to files; the console gets one line per image (only the flagged and
+        # errored ones with --brief), a progress bar or periodic lines, and a summary.
         def show(r: Result) -> None:
-            if verbose or r.flag or r.status is Status.ERROR:
+            if not brief or r.flag or r.status is Status.ERROR:
                 if sys.stderr.isatty():
                     sys.stderr.write("\r\x1b[K")
                 print(summary_line(r), flush=True)
