@@ -24,7 +24,7 @@ from calcimg.synth.anatomies import ANATOMIES, build_template
 from calcimg.synth.dicomout import TRANSFER_SYNTAXES, DicomOptions, write_dicom
 from calcimg.synth.geometry import Placement, bbox_of
 from calcimg.synth.physics import expose
-from calcimg.synth.scene import FOREIGN, JOINT, Scene, render_scene
+from calcimg.synth.scene import FOREIGN, Scene, render_scene
 
 __all__ = ["SCENARIOS", "TRUTH_SCHEMA", "Sample", "generate", "write_sample"]
 
@@ -641,6 +641,3 @@ def write_sample(sample: Sample, out_dir: Path, name: str | None = None) -> Path
     cv2.imwrite(str(out_dir / f"{name}.mask.png"), sample.lesion_mask)
     cv2.imwrite(str(out_dir / f"{name}.anatomy.png"), sample.labels)
     return dcm
-
-
-_ = JOINT

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from calcimg.synth.geometry import dist_mm
-from calcimg.synth.scene import BONE, JOINT, SOFT, JointRender, Scene, chord
+from calcimg.synth.scene import JOINT, SOFT, JointRender, Scene, chord
 
 __all__ = [
     "Drawn",
@@ -704,6 +704,3 @@ def chondral_line(
         if _fits(scene, d, allowed=(JOINT,), min_frac=1.0):
             return d
     return None
-
-
-_ = BONE  # region code re-exported for callers that check placements

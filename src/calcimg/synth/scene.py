@@ -44,8 +44,8 @@ BACKGROUND, SOFT, BONE, JOINT, FOREIGN = 0, 1, 2, 3, 4
 MU_FAT = 0.0185
 MU_MUSCLE_EXCESS = 0.0035  # muscle over fat
 MU_SKIN_EXCESS = 0.006
-MU_CORTEX_EXCESS = 0.040  # cortical bone (1.9 g/cm3) over soft tissue
-MU_TRABECULAR_EXCESS = 0.0085  # trabecular bone with marrow over soft tissue
+MU_CORTEX_EXCESS = 0.055  # cortical bone (1.9 g/cm3) over soft tissue, ~60 keV
+MU_TRABECULAR_EXCESS = 0.013  # trabecular bone with marrow over soft tissue
 
 
 def chord(d: np.ndarray, r: np.ndarray | float) -> np.ndarray:
