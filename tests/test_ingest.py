@@ -516,13 +516,18 @@ def test_iter_inputs_walks_folders_and_dicomdirs(rg3_crop: np.ndarray, tmp_path:
         fs.add(path)
     media = tmp_path / "media"
     fs.write(media)
-    items = list(iter_inputs([media / "DICOMDIR"]))
+    found = list(iter_inputs([media / "DICOMDIR"]))
+    # the referenced files, then the DICOMDIR itself (which reads as skipped)
+    assert [it.path for it in found[-1:]] == [media / "DICOMDIR"]
+    items = found[:-1]
     assert len(items) == 3
     assert all(it.via_dicomdir == media / "DICOMDIR" for it in items)
     assert all(read_radiograph(it.path).shape == (64, 64) for it in items)
+    with pytest.raises(NotAnImageError, match=r"DICOMDIR .*referenced files"):
+        read_radiograph(media / "DICOMDIR")
     # a folder walk finds the same images once each, and the DICOMDIR expands to them
     walked = list(iter_inputs([media]))
-    assert sorted(p.path.resolve() for p in walked) == sorted(p.path.resolve() for p in items)
+    assert sorted(p.path.resolve() for p in walked) == sorted(p.path.resolve() for p in found)
     with pytest.raises(InputError, match=r"no such file or folder"):
         list(iter_inputs([tmp_path / "missing"]))
 
@@ -538,3 +543,33 @@ def test_dicomdir_read_directly_is_skipped_with_a_hint(
     fs.write(tmp_path / "m")
     with pytest.raises(NotAnImageError, match=r"DICOMDIR.*not an image"):
         read_radiograph(tmp_path / "m" / "DICOMDIR")
+
+
+def test_pydicom_recovered_vr_mismatch_is_not_called_truncation() -> None:
+    # SC_rgb_jpeg.dcm declares explicit VR but is implicit: pydicom recovers and warns
+    path = pydicom_testfile("SC_rgb_jpeg.dcm")
+    with pytest.raises(UnsupportedImageError, match=r"a true colour image"):
+        read_radiograph(path)
+
+
+def test_uncompressed_ybr_full_422_length_is_subsampled() -> None:
+    # 100 x 100 YBR_FULL_422 holds 2 samples per pixel, not 3 (PS3.3 C.7.6.3)
+    ds = pydicom.dcmread(pydicom_testfile("SC_ybr_full_422_uncompressed.dcm"))
+    ds.Modality = "OT"
+    with pytest.raises(UnsupportedImageError, match=r"a true colour image"):
+        read_radiograph(ds)
+
+
+def test_missing_rows_and_text_files_give_clear_reasons(tmp_path: Path) -> None:
+    with pytest.raises(DicomReadError, match=r"\(0028,0010\) Rows is missing; expected"):
+        read_radiograph(pydicom_testfile("meta_missing_tsyntax.dcm"))
+    readme = tmp_path / "README"
+    readme.write_text("Images of patient X, exported 2026-01-01\\n")
+    with pytest.raises(NotAnImageError, match=r"README: a text file without a DICOM header"):
+        read_radiograph(readme)
+
+
+def test_raw_dataset_of_a_non_image_object_is_skipped_not_called_broken() -> None:
+    # pydicom's rtstruct.dcm has no preamble: read raw, recognised as RT Structure Set
+    with pytest.raises(NotAnImageError, match=r"RT Structure Set Storage .* not an image"):
+        read_radiograph(pydicom_testfile("rtstruct.dcm"))

@@ -18,7 +18,7 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,7 +68,8 @@ _NON_IMAGE_SOP_PREFIXES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.11.": "a presentation state (PR)",
     "1.2.840.10008.5.1.4.1.1.104.": "an encapsulated document",
     "1.2.840.10008.5.1.4.1.1.9.": "a waveform",
-    "1.2.840.10008.1.3.10": "a DICOMDIR (media storage directory)",
+    "1.2.840.10008.1.3.10": "a DICOMDIR (media storage directory, whose referenced files "
+    "are analysed as inputs of their own)",
     "1.2.840.10008.5.1.4.1.1.67": "a real-world value mapping",
 }
 _KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
@@ -130,9 +131,10 @@ Source = str | os.PathLike[str] | BinaryIO | Dataset
 def iter_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[InputItem]:
     """Expand files, folders (recursively, sorted) and DICOMDIRs into input files.
 
-    A DICOMDIR yields the files it references (which must exist) instead of itself;
-    files inside a folder that also holds a DICOMDIR are still yielded once, since
-    duplicates are removed by resolved path. Hidden files and folders are skipped.
+    A DICOMDIR yields the files it references, then itself (reading it gives a
+    "skipped" result, so that every file of a folder has its line); files inside a
+    folder that also holds a DICOMDIR are yielded once, since duplicates are removed by
+    resolved path. Hidden files and folders are skipped.
 
     Parameters
     ----------
@@ -161,7 +163,6 @@ def iter_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[InputItem]:
                     if key not in seen:
                         seen.add(key)
                         yield InputItem(ref, via_dicomdir=f)
-                continue
             key = f.resolve()
             if key not in seen:
                 seen.add(key)
@@ -423,28 +424,44 @@ DOCUMENT_SUFFIXES = frozenset(
 )
 
 
-def _parse_dicom(src: Path | BinaryIO, head: bytes, name: str) -> tuple[Dataset, list[str]]:
-    """Parse a DICOM file; files without preamble or meta are tried as raw datasets."""
+def _looks_like_text(head: bytes) -> bool:
+    """True for a file that starts as plain text (README, dumps, notes in a folder)."""
+    sample = head[:512]
+    if not sample or b"\x00" in sample:
+        return False
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    printable = sum(c.isprintable() or c in "\r\n\t" for c in text)
+    return printable >= 0.95 * len(text)
+
+
+def _parse_dicom(
+    src: Path | BinaryIO, head: bytes, name: str, *, defer_size: int | None = None
+) -> tuple[Dataset, list[str]]:
+    """Parse a DICOM file; files without preamble or meta are tried as raw datasets.
+
+    ``defer_size`` leaves values larger than it (Pixel Data) unread, for header-only use.
+    """
     notes: list[str] = []
     if len(head) == 0:
         raise DicomReadError(f"{name}: the file is empty; expected a DICOM file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds: Dataset = pydicom.dcmread(src)
+            ds: Dataset = pydicom.dcmread(src, defer_size=defer_size)
         except InvalidDicomError:
             suffix = Path(name).suffix.lower()
-            if suffix in DOCUMENT_SUFFIXES:
+            if suffix in DOCUMENT_SUFFIXES or _looks_like_text(head):
+                what = f"a {suffix} file" if suffix else "a text file"
                 raise NotAnImageError(
-                    f"{name}: a {suffix} file without a DICOM header, not an image; skipped"
+                    f"{name}: {what} without a DICOM header, not an image; skipped"
                 ) from None
             # Old ACR-NEMA style files have no preamble and no File Meta: try the raw
-            # dataset, and accept it only if it is recognisably an image.
-            ds = _parse_without_meta(src, name)
-            notes.append(
-                "no DICOM preamble or File Meta Information; read as a raw dataset in "
-                "Implicit VR Little Endian"
-            )
+            # dataset, and accept it only if it is recognisably a DICOM object.
+            ds = _parse_without_meta(src, name, defer_size)
+            notes.append("no DICOM preamble or File Meta Information; read as a raw dataset")
         except Exception as exc:
             raise DicomReadError(
                 f"{name}: not a readable DICOM file ({type(exc).__name__}: {exc}); expected "
@@ -452,21 +469,24 @@ def _parse_dicom(src: Path | BinaryIO, head: bytes, name: str) -> tuple[Dataset,
             ) from exc
     for w in caught:
         msg = str(w.message)
-        if "End of file reached before delimiter" in msg or "Expected explicit VR" in msg:
+        if "End of file reached before delimiter" in msg:
             raise DicomReadError(
                 f"{name}: the file is truncated: it ends before the end of the pixel data "
                 f"(pydicom: {msg.split(' in file')[0]}); expected a complete DICOM file"
             )
-        notes.append(msg)
+        notes.append(msg)  # e.g. an explicit/implicit VR mismatch pydicom recovered from
     return ds, notes
 
 
-def _parse_without_meta(src: Path | BinaryIO, name: str) -> Dataset:
+def _parse_without_meta(src: Path | BinaryIO, name: str, defer_size: int | None) -> Dataset:
     try:
         if not isinstance(src, Path):
             src.seek(0)
-        ds = pydicom.dcmread(src, force=True)
-        looks_valid = "PixelData" in ds and "Rows" in ds and "Columns" in ds
+        ds = pydicom.dcmread(src, force=True, defer_size=defer_size)
+        # an image (old ACR-NEMA style), or any object that says what it is
+        looks_valid = ("PixelData" in ds and "Rows" in ds and "Columns" in ds) or bool(
+            _tag_value(ds, "SOPClassUID")
+        )
     except Exception:
         looks_valid = False
     if not looks_valid:
@@ -496,11 +516,6 @@ def _validate_dataset(
     if meta is None:
         meta = FileMetaDataset()
         ds.file_meta = meta
-    sop_class = str(_tag_value(ds, "SOPClassUID") or meta.get("MediaStorageSOPClassUID", ""))
-    # Invalid values are faults of the file whatever it holds, so they are checked first.
-    n_frames = _int_value(ds, "NumberOfFrames", name, "(0028,0008)")
-    _refuse_non_images(ds, name, sop_class)
-
     if "TransferSyntaxUID" not in meta:
         # PS3.10 requires (0002,0010); files without it are old or hand-made. Their
         # dataset was parsed as Implicit VR Little Endian, so decode it as that.
@@ -508,20 +523,42 @@ def _validate_dataset(
         notes.append(
             "(0002,0010) Transfer Syntax UID is missing; read as Implicit VR Little Endian"
         )
+    n_frames, _, _ = _check_dataset(ds, name, pixel_bytes=lambda: len(ds.PixelData), need_bits=True)
+    return _OpenDicom(ds=ds, name=name, n_frames=n_frames, input_hash=input_hash, warnings=notes)
 
+
+def _check_dataset(
+    ds: Dataset,
+    name: str,
+    *,
+    pixel_bytes: Callable[[], int | None],
+    need_bits: bool,
+) -> tuple[int, str, str]:
+    """The checks every DICOM input passes, in the order that gives the right reason.
+
+    Shared by :func:`read_radiograph` and :func:`read_header` (which measures the Pixel
+    Data without reading it). Returns (number of frames, SOP class UID, modality).
+    """
+    meta = getattr(ds, "file_meta", None)
+    sop_class = str(
+        _tag_value(ds, "SOPClassUID") or (meta.get("MediaStorageSOPClassUID", "") if meta else "")
+    )
+    # Invalid values are faults of the file whatever it holds, so they are checked first.
+    n_frames = _int_value(ds, "NumberOfFrames", name, "(0028,0008)")
+    _refuse_non_images(ds, name, sop_class)
     if "PixelData" not in ds:
         raise NotAnImageError(
             f"{name}: no (7FE0,0010) Pixel Data; {_sop_name(sop_class)} carries no image"
         )
-    for kw, tag in (
-        ("Rows", "(0028,0010)"),
-        ("Columns", "(0028,0011)"),
-        ("BitsAllocated", "(0028,0100)"),
-    ):
+    required = [("Rows", "(0028,0010)"), ("Columns", "(0028,0011)")]
+    if need_bits:
+        required.append(("BitsAllocated", "(0028,0100)"))
+    for kw, tag in required:
         value = _int_value(ds, kw, name, tag)
         if value is None or value <= 0:
+            found = "missing" if value is None else str(value)
             raise DicomReadError(
-                f"{name}: {tag} {_spaced(kw)} is {value!r}; expected a positive integer"
+                f"{name}: {tag} {_spaced(kw)} is {found}; expected a positive integer"
             )
     if n_frames is None:
         n_frames = 1
@@ -529,14 +566,14 @@ def _validate_dataset(
         raise DicomReadError(
             f"{name}: (0028,0008) Number of Frames is {n_frames}; expected a positive integer"
         )
-    _check_pixel_length(ds, name, n_frames)
+    _check_pixel_length(ds, name, n_frames, pixel_bytes)
     modality = str(_tag_value(ds, "Modality") or "").upper()
     if modality and modality not in RADIOGRAPH_MODALITIES:
         raise NotAnImageError(
             f"{name}: (0008,0060) Modality is {modality}; calcimg analyses radiographs "
             f"({', '.join(sorted(RADIOGRAPH_MODALITIES))}), so this image is skipped"
         )
-    return _OpenDicom(ds=ds, name=name, n_frames=n_frames, input_hash=input_hash, warnings=notes)
+    return n_frames, sop_class, modality
 
 
 def _spaced(keyword: str) -> str:
@@ -580,20 +617,32 @@ def _refuse_non_images(ds: Dataset, name: str, sop_class: str) -> None:
             )
     if "DirectoryRecordSequence" in ds:
         raise NotAnImageError(
-            f"{name}: a DICOMDIR (media storage directory), not an image; give the DICOMDIR "
-            "to calcimg analyze to analyse the files it references"
+            f"{name}: a DICOMDIR (media storage directory), not an image; calcimg analyze "
+            "analyses the files it references when given the DICOMDIR or its folder"
         )
 
 
-def _check_pixel_length(ds: Dataset, name: str, n_frames: int) -> None:
-    ts = UID(str(ds.file_meta.TransferSyntaxUID))
-    if ts.is_encapsulated:
+def _check_pixel_length(
+    ds: Dataset, name: str, n_frames: int, pixel_bytes: Callable[[], int | None]
+) -> None:
+    """Native Pixel Data must hold Rows x Columns x Samples x Frames x Bits Allocated."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts is None or UID(str(ts)).is_encapsulated:
+        return
+    try:
+        found = pixel_bytes()
+        bits = int(ds.BitsAllocated)
+    except Exception:  # odd values: decoding decides, with its own message
+        return
+    if found is None:
         return
     rows, cols = int(ds.Rows), int(ds.Columns)
     spp = _int_value(ds, "SamplesPerPixel", name, "(0028,0002)") or 1
-    bits = int(ds.BitsAllocated)
-    expected = (rows * cols * spp * n_frames * bits + 7) // 8
-    found = len(ds.PixelData)
+    samples = float(spp)
+    if spp == 3 and str(_tag_value(ds, "PhotometricInterpretation") or "") == "YBR_FULL_422":
+        samples = 2.0  # chroma subsampled horizontally: Y Y Cb Cr per two pixels (PS3.3 C.7.6.3)
+    expected = int((rows * cols * samples * n_frames * bits + 7) // 8)
     if found < expected:
         raise DicomReadError(
             f"{name}: (7FE0,0010) Pixel Data has {found} bytes; expected {expected} "
@@ -727,7 +776,7 @@ def _rgb_to_gray(arr: np.ndarray, name: str, params: IngestParams) -> np.ndarray
         raise UnsupportedImageError(
             f"{name}: colour pixel array has shape {arr.shape}; expected (rows, columns, 3)"
         )
-    a = arr.astype(np.float32)
+    a = arr.astype(np.float64)  # exact for 32-bit samples
     span = float(np.iinfo(arr.dtype).max) if arr.dtype.kind in "ui" else max(1.0, float(a.max()))
     diff = max(
         float(np.abs(a[..., 0] - a[..., 1]).max()), float(np.abs(a[..., 0] - a[..., 2]).max())
@@ -1058,62 +1107,13 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
         raise InputError(f"{name}: cannot be read: {exc.strerror or exc}") from exc
     if _looks_like_image_export(name, head):
         return Header(source=name, kind="image_export")
-    if len(head) == 0:
-        raise DicomReadError(f"{name}: the file is empty; expected a DICOM file")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            # Large values (Pixel Data) are deferred: present in the dataset, never read.
-            ds: Dataset = pydicom.dcmread(name, defer_size=4096)
-        for w in caught:
-            msg = str(w.message)
-            if "End of file reached before delimiter" in msg or "Expected explicit VR" in msg:
-                raise DicomReadError(
-                    f"{name}: the file is truncated: it ends before the end of the pixel data "
-                    f"(pydicom: {msg.split(' in file')[0]}); expected a complete DICOM file"
-                )
-    except InvalidDicomError:
-        if p.suffix.lower() in DOCUMENT_SUFFIXES:
-            raise NotAnImageError(
-                f"{name}: a {p.suffix.lower()} file without a DICOM header, not an image; skipped"
-            ) from None
-        ds = _parse_without_meta(p, name)
-    except CalcimgError:
-        raise
-    except Exception as exc:
-        raise DicomReadError(
-            f"{name}: not a readable DICOM file ({type(exc).__name__}: {exc}); expected "
-            "a DICOM Part 10 file"
-        ) from exc
+    # Large values (Pixel Data) are deferred: present in the dataset, never read.
+    ds, _ = _parse_dicom(p, head, name, defer_size=4096)
     meta = getattr(ds, "file_meta", None)
-    sop_class = str(
-        _tag_value(ds, "SOPClassUID") or (meta.get("MediaStorageSOPClassUID", "") if meta else "")
+    n_frames, sop_class, modality = _check_dataset(
+        ds, name, pixel_bytes=lambda: _deferred_length(ds, p), need_bits=False
     )
-    n_frames = _int_value(ds, "NumberOfFrames", name, "(0028,0008)")
-    _refuse_non_images(ds, name, sop_class)
-    if "PixelData" not in ds:
-        raise NotAnImageError(
-            f"{name}: no (7FE0,0010) Pixel Data; {_sop_name(sop_class)} carries no image"
-        )
-    dims: dict[str, int] = {}
-    for kw, tag in (("Rows", "(0028,0010)"), ("Columns", "(0028,0011)")):
-        value = _int_value(ds, kw, name, tag)
-        if value is None or value <= 0:
-            raise DicomReadError(
-                f"{name}: {tag} {_spaced(kw)} is {value!r}; expected a positive integer"
-            )
-        dims[kw] = value
-    if n_frames is not None and n_frames < 1:
-        raise DicomReadError(
-            f"{name}: (0028,0008) Number of Frames is {n_frames}; expected a positive integer"
-        )
-    _check_header_pixel_length(ds, name, p, n_frames or 1)
-    modality = str(_tag_value(ds, "Modality") or "").upper()
-    if modality and modality not in RADIOGRAPH_MODALITIES:
-        raise NotAnImageError(
-            f"{name}: (0008,0060) Modality is {modality}; calcimg analyses radiographs "
-            f"({', '.join(sorted(RADIOGRAPH_MODALITIES))}), so this image is skipped"
-        )
+    dims = {"Rows": int(ds.Rows), "Columns": int(ds.Columns)}
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
     return Header(
         source=name,
@@ -1132,29 +1132,10 @@ def _read_header(path: str | os.PathLike[str]) -> Header:
     )
 
 
-def _check_header_pixel_length(ds: Dataset, name: str, path: Path, n_frames: int) -> None:
-    """As :func:`_check_pixel_length`, from the deferred element's length and file size."""
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    if ts is None or UID(str(ts)).is_encapsulated:
-        return
-    try:
-        raw: Any = ds.get_item("PixelData")
-        if hasattr(raw, "length"):  # deferred: read nothing, measure
-            length, tell = int(raw.length), int(raw.value_tell)
-        else:  # small enough to have been read
-            length = len(raw.value)
-            tell = 0
-        bits = int(ds.BitsAllocated)
-        spp = _int_value(ds, "SamplesPerPixel", name, "(0028,0002)") or 1
-    except Exception:  # not deferred or odd values: the full read decides
-        return
-    found = max(0, min(length, path.stat().st_size - tell))
-    expected = (int(ds.Rows) * int(ds.Columns) * spp * n_frames * bits + 7) // 8
-    if found < expected:
-        raise DicomReadError(
-            f"{name}: (7FE0,0010) Pixel Data has {found} bytes; expected {expected} "
-            f"(Rows {int(ds.Rows)} x Columns {int(ds.Columns)} x Samples {spp} x Frames "
-            f"{n_frames} x {bits} bits): the pixel data is truncated or a (0028,xxxx) value "
-            "is wrong"
-        )
+def _deferred_length(ds: Dataset, path: Path) -> int | None:
+    """Bytes of Pixel Data actually in the file, measured without reading them."""
+    raw: Any = ds.get_item("PixelData")
+    if hasattr(raw, "length"):  # deferred: read nothing, measure
+        length, tell = int(raw.length), int(raw.value_tell)
+        return max(0, min(length, path.stat().st_size - tell))
+    return len(raw.value)  # small enough to have been read
