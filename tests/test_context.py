@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
@@ -20,7 +21,7 @@ from calcimg.context import (
     sidecar_paths,
 )
 from calcimg.errors import ContextError
-from calcimg.radiograph import Radiograph
+from calcimg.radiograph import Radiograph, SpacingSource
 
 CONTRACT_EXAMPLE = {
     "serum_calcium_mg_dl": 10.9,
@@ -288,22 +289,38 @@ def test_context_from_args_builds_resolver(tmp_path: Path) -> None:
 RG3 = get_testdata_file("RG3_UNCR.dcm")
 
 
-def test_analyze_calls_resolver_with_the_radiograph() -> None:
+def _small_radiograph(uid: str = "1.2.3.4.5", source: str = "small.dcm") -> Radiograph:
+    """A 256 x 256 film (noisy soft tissue, one bone band, air margin): milliseconds."""
+    rng = np.random.default_rng(0)
+    pixels = 800.0 + 20.0 * rng.standard_normal((256, 256))
+    pixels[:, 100:150] += 1500.0
+    pixels[:8, :] = 50.0
+    return Radiograph(
+        pixels=pixels.astype(np.float32),
+        pixel_spacing_mm=(0.2, 0.2),
+        spacing_source=SpacingSource.PIXEL_SPACING,
+        calibrated=True,
+        source=source,
+        sop_instance_uid=uid,
+    )
+
+
+def test_analyze_radiograph_calls_resolver_with_the_radiograph() -> None:
     seen: list[Radiograph] = []
 
     def resolver(rg: Radiograph) -> ClinicalContext | None:
         seen.append(rg)
         return ClinicalContext(age_years=50.0)
 
-    r = calcimg.analyze(RG3, context=resolver)
+    rg = _small_radiograph()
+    r = calcimg.analyze_radiograph(rg, context=resolver)
     assert r.status.value == "ok"
-    assert len(seen) == 1 and seen[0].sop_instance_uid == r.sop_instance_uid
+    assert seen == [rg]
 
 
-def test_analyze_matches_csv_row_by_sop_instance_uid(tmp_path: Path) -> None:
-    uid = calcimg.analyze(RG3).sop_instance_uid
+def test_resolver_matches_csv_row_by_sop_instance_uid(tmp_path: Path) -> None:
     csv_path = tmp_path / "batch.csv"
-    csv_path.write_text(f"sop_instance_uid,age_years\n{uid},33\n")
+    csv_path.write_text("sop_instance_uid,age_years\n1.2.3.4.5,33\n")
     resolver = ContextResolver(table=load_context_csv(csv_path))
     got: list[ClinicalContext | None] = []
 
@@ -312,8 +329,9 @@ def test_analyze_matches_csv_row_by_sop_instance_uid(tmp_path: Path) -> None:
         got.append(ctx)
         return ctx
 
-    assert calcimg.analyze(RG3, context=spy).status.value == "ok"
-    assert got == [ClinicalContext(age_years=33.0)]
+    assert calcimg.analyze_radiograph(_small_radiograph(), context=spy).status.value == "ok"
+    assert calcimg.analyze_radiograph(_small_radiograph("9.9"), context=spy).status.value == "ok"
+    assert got == [ClinicalContext(age_years=33.0), None]
 
 
 def test_bad_sidecar_is_an_error_result_not_an_exception(tmp_path: Path) -> None:
@@ -336,6 +354,9 @@ def test_bad_mapping_context_raises_before_reading() -> None:
 
 
 def test_resolver_returning_wrong_type_is_an_error_result() -> None:
-    r = calcimg.analyze(RG3, context=lambda rg: {"age_years": 3})  # type: ignore[arg-type,return-value]
+    r = calcimg.analyze_radiograph(
+        _small_radiograph(),
+        context=lambda rg: {"age_years": 3},  # type: ignore[arg-type,return-value]
+    )
     assert r.status.value == "error" and r.error is not None
     assert "expected a ClinicalContext or None" in r.error.message

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
+from calcimg.cli import main
 from calcimg.context import ClinicalContext
 from calcimg.describe import Description, Descriptions
 from calcimg.explain import render
@@ -170,6 +171,7 @@ def test_render_error_result_and_uncalibrated() -> None:
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m calcimg explain ...`` as a user runs it."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run(
         [sys.executable, "-m", "calcimg", "explain", *argv],
@@ -181,7 +183,14 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_explains_a_results_file(tmp_path: Path) -> None:
+def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The same command in-process (fast): exit code, stdout, stderr."""
+    code = main(["explain", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_explains_a_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     jsonl = tmp_path / "results.jsonl"
     jsonl.write_text(
         _result("a/knee.dcm").to_json() + "\n" + _result("b/hip.dcm", None).to_json() + "\n"
@@ -191,28 +200,40 @@ def test_cli_explains_a_results_file(tmp_path: Path) -> None:
     assert "Image: b/hip.dcm" in p.stdout and "a/knee.dcm" not in p.stdout
     assert "Finding 1: chondral_line" in p.stdout and "Finding 2" not in p.stdout
     assert "- serum calcium" in p.stdout  # no context: labs suggested
-    p = _run(str(jsonl), "--index", "0")
-    assert p.returncode == 0 and "Image: a/knee.dcm" in p.stdout
-    p = _run(str(jsonl))
-    assert p.stdout.count("Image: ") == 2
-    p = _run(str(jsonl), "--index", "5")
-    assert p.returncode == 2 and "--index 5 is out of range; expected 0-1" in p.stderr
-    p = _run(str(jsonl), "--source", "ankle.dcm")
-    assert p.returncode == 2 and "no result with source 'ankle.dcm'" in p.stderr
-    p = _run(str(jsonl), "--index", "0", "--finding", "9")
-    assert p.returncode == 2 and "no finding 9; finding ids: 1, 2" in p.stderr
+    code, out, _ = _main(capsys, str(jsonl), "--index", "0")
+    assert code == 0 and "Image: a/knee.dcm" in out
+    code, out, _ = _main(capsys, str(jsonl))
+    assert out.count("Image: ") == 2
+    code, _, err = _main(capsys, str(jsonl), "--index", "5")
+    assert code == 2 and "--index 5 is out of range; expected 0-1" in err
+    code, _, err = _main(capsys, str(jsonl), "--source", "ankle.dcm")
+    assert code == 2 and "no result with source 'ankle.dcm'" in err
+    code, _, err = _main(capsys, str(jsonl), "--index", "0", "--finding", "9")
+    assert code == 2 and "no finding 9; finding ids: 1, 2" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"schema": "other/1"}\n')
+    code, _, err = _main(capsys, str(bad))
+    assert code == 2 and "bad.jsonl line 1: expected a calcimg.result/1 object" in err
 
 
-def test_cli_explains_an_image_with_context(tmp_path: Path) -> None:
+def test_cli_explains_an_image_with_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     image = tmp_path / "leg.dcm"
     image.write_bytes(Path(get_testdata_file("RG3_UNCR.dcm")).read_bytes())
     (tmp_path / "leg.context.json").write_text('{"serum_calcium_mmol_l": 2.7, "age_years": 70}')
-    p = _run(str(image))
-    assert p.returncode == 0, p.stderr
-    assert f"Image: {image}" in p.stdout
-    assert "modality CR" in p.stdout and "UNCALIBRATED" in p.stdout
-    assert "Clinical context: serum_calcium_mg_dl 10.82; age_years 70.00" in p.stdout
-    p = _run(str(image), "--no-sidecars")
-    assert "Clinical context: none given" in p.stdout
-    p = _run(str(tmp_path / "missing.dcm"))
-    assert p.returncode == 2 and "missing.dcm: no such file" in p.stderr
+    code, out, _ = _main(capsys, str(image))
+    assert code == 0
+    assert f"Image: {image}" in out
+    assert "modality CR" in out and "UNCALIBRATED" in out
+    assert "Clinical context: serum_calcium_mg_dl 10.82; age_years 70.00" in out
+    code, out, _ = _main(capsys, str(image), "--no-sidecars", "--context-csv", str(_csv(tmp_path)))
+    assert "Clinical context: trauma yes" in out
+    code, _, err = _main(capsys, str(tmp_path / "missing.dcm"))
+    assert code == 2 and "missing.dcm: no such file" in err
+
+
+def _csv(tmp_path: Path) -> Path:
+    p = tmp_path / "batch.csv"
+    p.write_text("file,trauma\nleg.dcm,true\n")
+    return p
