@@ -479,7 +479,7 @@ def test_shipped_params_load() -> None:
         ({"similar_cv_max": -1.0}, r"describe\.similar_cv_max = -1\.0 is out of range"),
         ({"pair_min_spacing_mm": 9.0}, r"pair_min_spacing_mm = 9\.0 must be below"),
         ({"features": ("bias", "shoe_size")}, r"unknown feature\(s\) shoe_size"),
-        ({"w_vascular": (1.0, 2.0)}, r"describe\.w_vascular has 2 weights; expected 19"),
+        ({"w_vascular": (1.0, 2.0)}, r"describe\.w_vascular has 2 weights; expected 20"),
         ({"line_min_length_mm": 0.0}, r"describe\.line_min_length_mm = 0\.0; expected a value > 0"),
     ],
     ids=["cv", "pair-order", "feature", "weights-length", "positive"],
