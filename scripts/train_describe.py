@@ -137,7 +137,7 @@ def write_section(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--l2", type=float, default=0.1)
+    ap.add_argument("--l2", type=float, default=0.3)
     ap.add_argument("--dry-run", action="store_true", help="print, do not write params.toml")
     ap.add_argument("--cache", type=Path, help="reuse / save the measured features (.npz)")
     a = ap.parse_args(argv)

@@ -67,6 +67,7 @@ FEATURES: tuple[str, ...] = (
     "phlebolith_size",
     "ring_and_arc",
     "solidity",
+    "log_margin_width",
     "septa",
     "joint_space_overlap",
     "joint_proximity",
@@ -80,7 +81,8 @@ FEATURES: tuple[str, ...] = (
 ``phlebolith_size`` exp(-(ln(d_max / clip(d_max, 2, 5 mm)) / 0.25)^2) x (1 - linearity)
 for findings of one or two particles, else 0; ``ring_and_arc`` the share of bodies that
 are rings, arcs or lucent when the ``ring_and_arc`` descriptor is true, else 0;
-``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
+``log_margin_width`` ln of ``margin_width_mm`` (clipped to 0.1-20 mm, 1.5 when not
+measurable); ``joint_proximity`` is exp(-distance to the nearest joint space / 10 mm) (0 without a
 joint), ``bone_proximity`` exp(-median particle distance to bone / 3 mm) (0 without
 bone); ``joint_space_overlap`` the share of the finding inside a joint space; booleans are
 0/1; ``density_rel_cortex`` is clipped to [0, 2] (0.5 when not measurable).
@@ -94,6 +96,7 @@ bone); ``joint_space_overlap`` the share of the finding inside a joint space; bo
 _PRIOR: dict[Pattern, dict[str, float]] = {
     Pattern.AMORPHOUS: {
         "bias": 1.0, "log_diameter_max": 0.5, "line_fraction": -1.0, "solidity": 1.0,
+        "log_margin_width": 1.5,
     },
     Pattern.FINELY_SPECKLED: {
         "bias": -1.0, "log_n_particles": 1.5, "log_diameter_mean": -2.0,
@@ -109,6 +112,7 @@ _PRIOR: dict[Pattern, dict[str, float]] = {
         "bias": -1.5, "log_extent": 0.3, "linearity": 1.0, "line_fraction": 1.5,
         "parallel_pair": 4.0, "lucent_center": 2.5, "lucent_depth": 4.0,
         "phlebolith_size": 1.5, "ring_and_arc": -1.0, "joint_space_overlap": -2.0,
+        "log_margin_width": -1.0,
     },
     Pattern.CHONDRAL_LINE: {
         "bias": -2.5, "linearity": 1.5, "line_fraction": 1.5, "parallel_pair": -2.0,
@@ -898,6 +902,30 @@ def _septa(particles: list[_Particle], params: DescribeParams) -> bool:
     return False
 
 
+def _margin_width_mm(
+    patch: np.ndarray, mask: np.ndarray, background: float, spacing_mm: float
+) -> float | None:
+    """Width of the finding's margin: contrast / median edge gradient, mm.
+
+    The contrast is the 90th percentile of the finding's pixels over the soft-tissue
+    reference; the gradient is the magnitude of the Gaussian-smoothed (sigma 1 pixel)
+    image at the finding's boundary pixels. A linear ramp from soft tissue to the
+    finding over w mm gives w. Sharp, well-defined margins (a phlebolith, DOMAIN.md:
+    smooth) measure under ~1.2 mm on the tuning set; ill-defined, cloud-like ones
+    (amorphous) more.
+    """
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not edge.any():
+        return None
+    smooth = cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 1.0)
+    gy, gx = np.gradient(smooth)
+    grad = float(np.median(np.hypot(gy, gx)[edge])) / spacing_mm
+    contrast = float(np.percentile(patch[mask], 90)) - background
+    if grad <= 0 or contrast <= 0:
+        return None
+    return contrast / grad
+
+
 def _rnd(x: float | None, nd: int = 2) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
@@ -945,6 +973,7 @@ def _measure(
     if noise <= 0:
         noise = float(np.std(ref_pixels)) or 1e-6
     finding_mean = float(pixels[r0:r1, c0:c1][mask].mean())
+    margin_mm = _margin_width_mm(patch, sub.astype(bool), background, math.sqrt(dr * dc))
     contrast = finding_mean - background
     cortex, cortex_source = _cortex_reference(anatomy, pixels, centroid, spacing, params)
     density = None
@@ -1059,6 +1088,7 @@ def _measure(
         "n_ring_or_arc": int(n_ring),
         "ring_or_arc_fraction": _rnd(n_ring / len(ring_like) if ring_like else 0.0, 3),
         "septa": bool(septa),
+        "margin_width_mm": _rnd(margin_mm),
         "solidity": _rnd(solidity, 3),
         "eccentricity": _rnd(eccentricity, 3),
         "distribution": distribution,
@@ -1101,6 +1131,7 @@ def pattern_features(desc: Mapping[str, Any], loc: Location) -> dict[str, float]
         "phlebolith_size": phleb,
         "ring_and_arc": num("ring_or_arc_fraction", 0.0) if desc.get("ring_and_arc") else 0.0,
         "solidity": num("solidity", 1.0),
+        "log_margin_width": math.log(min(max(num("margin_width_mm", 1.5), 0.1), 20.0)),
         "septa": float(bool(desc.get("septa"))),
         "joint_space_overlap": num("joint_space_overlap", 0.0),
         "joint_proximity": 0.0 if d_joint is None else math.exp(-d_joint / 10.0),
