@@ -166,22 +166,37 @@ def feature_table(results: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray
     return np.array(xs, dtype=np.float64).reshape(-1, len(CONFIDENCE_FEATURES)), np.array(ys), img
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method; returns [b0, w...]."""
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50, cnr_weight: float = 2.0
+) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method; returns [b0, w...].
+
+    The weight of ``log_cnr_max`` is held at ``cnr_weight``: confidence must grow with
+    contrast-to-noise whatever the tuning set's false positives look like (a small
+    set's densest false positives, metal the anatomy missed, would otherwise teach the
+    model to distrust obvious calcifications).
+    """
+    j = CONFIDENCE_FEATURES.index("log_cnr_max")
+    offset = cnr_weight * x[:, j]
+    x = np.delete(x, j, axis=1)
     xa = np.hstack([np.ones((x.shape[0], 1)), x])
     w = np.zeros(xa.shape[1])
+    w[0] = -float(np.mean(offset))
     reg = np.full(xa.shape[1], l2)
     reg[0] = 1e-6
     for _ in range(iters):
-        z = np.clip(xa @ w, -30, 30)
+        z = np.clip(xa @ w + offset, -30, 30)
         p = 1.0 / (1.0 + np.exp(-z))
         g = xa.T @ (p - y) + reg * w
         hess = (xa * (p * (1 - p))[:, None]).T @ xa + np.diag(reg)
         step = np.linalg.solve(hess, g)
+        norm = float(np.abs(step).max())
+        if norm > 2.0:  # damped Newton: saturated starts must not overshoot
+            step *= 2.0 / norm
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return w
+    return np.insert(w, j + 1, cnr_weight)
 
 
 def rescore(results: list[dict[str, Any]], weights: np.ndarray) -> None:
@@ -229,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
-    ap.add_argument("--fp-target", type=float, default=0.2)
+    ap.add_argument("--fp-target", type=float, default=0.25)
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--write", action="store_true", help="write the tuned values to params.toml")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from calcimg.radiograph import Radiograph, SpacingSource
@@ -71,7 +72,8 @@ def make_phantom(
     centre, radius = 55.0, 40.0
     depth = radius - np.abs(cc - centre)
     body = depth > 0
-    L = MU_SOFT * _chord(depth, radius)
+    # a thick soft-tissue slab whose thickness falls off over the outer 10 mm
+    L = MU_SOFT * 60.0 * np.sqrt(np.clip(depth / 10.0, 0.0, 1.0))
     bone_mask = np.zeros_like(body)
     if bone:
         b_centre, b_radius, cortex = 55.0, 11.0, 2.5
@@ -79,7 +81,14 @@ def make_phantom(
         bone_mask = b_depth > 0
         outer = _chord(b_depth, b_radius)
         inner = _chord(b_depth - cortex, b_radius - cortex) * (b_depth > cortex)
-        L += MU_CORTEX * (outer - inner) + MU_MEDULLA * inner
+        # trabecular texture: band-passed noise, as bone shows on a radiograph
+        tex_rng = np.random.default_rng(seed + 1000)
+        white = tex_rng.standard_normal(L.shape).astype(np.float32)
+        s1, s2 = 0.35 / spacing_mm, 1.1 / spacing_mm
+        bp = cv2.GaussianBlur(white, (0, 0), s1) - cv2.GaussianBlur(white, (0, 0), s2)
+        bp /= float(bp.std()) + 1e-6
+        trab = 0.45 + 1.3 * np.exp(-2.2 * bp * bp)
+        L += MU_CORTEX * (outer - inner) + MU_MEDULLA * inner * trab / float(trab.mean())
     lesions: dict[str, np.ndarray] = {}
     for k, (r0, c0, rad) in enumerate(blobs):
         d2 = (rr - r0) ** 2 + (cc - c0) ** 2

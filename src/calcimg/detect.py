@@ -67,7 +67,7 @@ CONFIDENCE_FEATURES = (
     "hug_fraction",
     "elongation_max",
     "log_n_strong",
-    "density_rel_bone",
+    "denser_than_cortex",
 )
 """Features of a finding, in the order of ``DetectParams.confidence_weights[1:]``."""
 
@@ -108,9 +108,9 @@ class DetectParams:
     hug_elongation: float = 2.5
     hug_spread: float = 0.35
     """A particle hugs the cortex when (max - min) distance to bone < hug_spread * length."""
-    group_distance_mm: float = 5.0
+    group_distance_mm: float = 3.0
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-9.0, 5.0, 0.8, 0.0, -2.0, 0.0, 0.5, 0.0)
+    confidence_weights: tuple[float, ...] = (-9.2, 4.0, 1.0, 0.0, -3.0, 0.0, 0.5, -2.0)
     """Intercept then one weight per :data:`CONFIDENCE_FEATURES` entry."""
 
     def __post_init__(self) -> None:
@@ -457,7 +457,10 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
             "hug_fraction": hug * (1.0 - in_joint),
             "elongation_max": float(np.log(max(f["elongation"] for f in feats))),
             "log_n_strong": float(np.log1p(n_strong)),
-            "density_rel_bone": float(max(f["contrast"] for f in feats) / bone_contrast),
+            # far denser than cortical bone: metal or a marker the anatomy missed
+            "denser_than_cortex": float(
+                max(0.0, max(f["contrast"] for f in feats) / bone_contrast - 2.0)
+            ),
         }
         confidence = _logistic(p.confidence_weights, conf_feats)
         if confidence < p.min_confidence:
@@ -489,7 +492,7 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
             "hug_fraction": round(hug, 3),
             "in_joint_fraction": round(in_joint, 3),
             "contrast_max": round(max(f["contrast"] for f in feats), 5),
-            "density_rel_bone": round(conf_feats["density_rel_bone"], 3),
+            "density_rel_bone": round(max(f["contrast"] for f in feats) / bone_contrast, 3),
             "elongation_max": round(max(f["elongation"] for f in feats), 3),
             "min_distance_to_bone_mm": round(
                 float(
