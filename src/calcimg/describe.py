@@ -908,18 +908,21 @@ def _margin_width_mm(
     """Width of the finding's margin: contrast / median edge gradient, mm.
 
     The contrast is the 90th percentile of the finding's pixels over the soft-tissue
-    reference; the gradient is the magnitude of the Gaussian-smoothed (sigma 1 pixel)
-    image at the finding's boundary pixels. A linear ramp from soft tissue to the
-    finding over w mm gives w. Sharp, well-defined margins (a phlebolith, DOMAIN.md:
-    smooth) measure under ~1.2 mm on the tuning set; ill-defined, cloud-like ones
-    (amorphous) more.
+    reference; the gradient is the steepest magnitude of the Gaussian-smoothed (sigma 1
+    pixel) image within 2 pixels of each boundary pixel, median over the boundary. A
+    linear ramp from soft tissue to the finding over w mm gives w. Sharp, well-defined
+    margins (a phlebolith, DOMAIN.md: smooth) measure under ~1.2 mm on the tuning set;
+    ill-defined, cloud-like ones (amorphous) more.
     """
     edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if not edge.any():
         return None
     smooth = cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 1.0)
     gy, gx = np.gradient(smooth)
-    grad = float(np.median(np.hypot(gy, gx)[edge])) / spacing_mm
+    # the steepest gradient within 2 pixels of each boundary pixel: the measure should not
+    # depend on where exactly a detector's threshold put the boundary
+    steepest = cv2.dilate(np.hypot(gy, gx).astype(np.float32), np.ones((5, 5), np.uint8))
+    grad = float(np.median(steepest[edge])) / spacing_mm
     contrast = float(np.percentile(patch[mask], 90)) - background
     if grad <= 0 or contrast <= 0:
         return None
@@ -1161,15 +1164,12 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
             return "no parallel line pair"
         case "lucent_center":
             if desc.get("lucent_center"):
-                return (
-                    f"round body up to {desc.get('particle_diameter_max_mm'):.1f} mm "
-                    "with a lucent centre"
-                )
+                return "round body with a lucent centre"
             return "no lucent centre"
         case "lucent_depth":
             dep = desc.get("lucent_depth")
             if dep:
-                return f"centre {100 * dep:.0f}% darker than the rim"
+                return f"centre {min(100 * dep, 100):.0f}% darker than the rim"
             return None
         case "phlebolith_size":
             return (
