@@ -174,9 +174,10 @@ class DescribeParams:
         regional between.
     intra_articular_min_overlap : float
         Fraction of the finding's area inside a joint space that makes it intra-articular.
-    capsule_bone_mm, capsule_joint_mm : float
-        A finding outside the joint space is still intra-articular (in the joint's
-        recesses) when the median over its particles of their distance to bone is at most
+    capsule_bone_mm, capsule_joint_mm, capsule_min_bodies
+        A finding outside the joint space is still intra-articular (loose bodies in the
+        joint's recesses) when it has at least ``capsule_min_bodies`` particles and the
+        median over its particles of their distance to bone is at most
         ``capsule_bone_mm`` and to the joint space at most ``capsule_joint_mm``.
     features : tuple of str
         Names of the model features, in the order of the weight vectors (``FEATURES``).
@@ -209,6 +210,7 @@ class DescribeParams:
     diffuse_min_extent_mm: float = 120.0
     intra_articular_min_overlap: float = 0.3
     capsule_bone_mm: float = 3.0
+    capsule_min_bodies: int = 3
     capsule_joint_mm: float = 25.0
     features: tuple[str, ...] = FEATURES
     w_amorphous: tuple[float, ...] = _W_DEFAULT[Pattern.AMORPHOUS]
@@ -243,6 +245,7 @@ class DescribeParams:
         check_range(q + "line_min_linearity", self.line_min_linearity, 0.0, 1.0)
         check_range(q + "ring_min_solidity", self.ring_min_solidity, 0.0, 1.0)
         check_range(q + "ring_min_bodies", self.ring_min_bodies, 1, 1000)
+        check_range(q + "capsule_min_bodies", self.capsule_min_bodies, 1, 1000)
         check_range(q + "pair_min_coverage", self.pair_min_coverage, 0.0, 1.0, low_open=True)
         check_range(q + "lucent_min_depth", self.lucent_min_depth, 0.0, 1.0, low_open=True)
         check_range(
@@ -784,8 +787,10 @@ def _location(
     # in the joint space, or when its particles sit against the bone (the synovium lines
     # it) close to the joint line, as loose bodies in the recesses do; periarticular
     # masses (tumoral calcinosis) lie away from the bone (DOMAIN.md)
+    n_parts = len(part_bone)
     intra = overlap >= params.intra_articular_min_overlap or (
-        med_bone is not None
+        n_parts >= params.capsule_min_bodies
+        and med_bone is not None
         and med_joint is not None
         and med_bone <= params.capsule_bone_mm
         and med_joint <= params.capsule_joint_mm
@@ -1200,6 +1205,13 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
             return f"{100 * float(desc.get('line_fraction') or 0):.0f}% of the area in lines{thick}"
         case "solidity":
             return f"solidity {desc.get('solidity'):.2f}"
+        case "log_margin_width":
+            w = desc.get("margin_width_mm")
+            if w is None:
+                return None
+            # wording only; on the tuning set phleboliths measure <= 0.95 mm, clumps >= 1.2
+            kind = "ill-defined" if w > 1.1 else "sharp"
+            return f"{kind} margin ({w:.1f} mm wide)"
         case "septa":
             return "lucent septa between globules" if desc.get("septa") else None
         case "joint_space_overlap":
