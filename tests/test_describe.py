@@ -305,6 +305,11 @@ def test_loose_bodies_against_the_bone_beside_the_joint_are_intra_articular() ->
     assert d["joint_space_overlap"] == 0.0
     assert d["particle_bone_distance_mm"] == pytest.approx(1.35, abs=0.1)
     assert item.location.intra_articular is True
+    # one nodule in the same place is not a cluster of loose bodies: not intra-articular
+    one, one_img = _ring_image(shape, centres[:1], 2.0 / s, 1.2 / s)
+    one_img = np.where(bone, CORTEX, one_img)
+    single = _run(one, one_img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint)).items[0]
+    assert single.location.intra_articular is False
     # nearest: body edge (203, 213) to the joint space corner (240, 199)
     assert item.location.distance_to_joint_mm == pytest.approx(0.15 * math.hypot(37, 14), abs=0.5)
 

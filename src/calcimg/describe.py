@@ -174,9 +174,10 @@ class DescribeParams:
         regional between.
     intra_articular_min_overlap : float
         Fraction of the finding's area inside a joint space that makes it intra-articular.
-    capsule_bone_mm, capsule_joint_mm : float
-        A finding outside the joint space is still intra-articular (in the joint's
-        recesses) when the median over its particles of their distance to bone is at most
+    capsule_bone_mm, capsule_joint_mm, capsule_min_bodies
+        A finding outside the joint space is still intra-articular (loose bodies in the
+        joint's recesses) when it has at least ``capsule_min_bodies`` particles and the
+        median over its particles of their distance to bone is at most
         ``capsule_bone_mm`` and to the joint space at most ``capsule_joint_mm``.
     features : tuple of str
         Names of the model features, in the order of the weight vectors (``FEATURES``).
@@ -209,6 +210,7 @@ class DescribeParams:
     diffuse_min_extent_mm: float = 120.0
     intra_articular_min_overlap: float = 0.3
     capsule_bone_mm: float = 3.0
+    capsule_min_bodies: int = 3
     capsule_joint_mm: float = 25.0
     features: tuple[str, ...] = FEATURES
     w_amorphous: tuple[float, ...] = _W_DEFAULT[Pattern.AMORPHOUS]
@@ -243,6 +245,7 @@ class DescribeParams:
         check_range(q + "line_min_linearity", self.line_min_linearity, 0.0, 1.0)
         check_range(q + "ring_min_solidity", self.ring_min_solidity, 0.0, 1.0)
         check_range(q + "ring_min_bodies", self.ring_min_bodies, 1, 1000)
+        check_range(q + "capsule_min_bodies", self.capsule_min_bodies, 1, 1000)
         check_range(q + "pair_min_coverage", self.pair_min_coverage, 0.0, 1.0, low_open=True)
         check_range(q + "lucent_min_depth", self.lucent_min_depth, 0.0, 1.0, low_open=True)
         check_range(
@@ -784,8 +787,10 @@ def _location(
     # in the joint space, or when its particles sit against the bone (the synovium lines
     # it) close to the joint line, as loose bodies in the recesses do; periarticular
     # masses (tumoral calcinosis) lie away from the bone (DOMAIN.md)
+    n_parts = len(part_bone)
     intra = overlap >= params.intra_articular_min_overlap or (
-        med_bone is not None
+        n_parts >= params.capsule_min_bodies
+        and med_bone is not None
         and med_joint is not None
         and med_bone <= params.capsule_bone_mm
         and med_joint <= params.capsule_joint_mm
@@ -908,18 +913,21 @@ def _margin_width_mm(
     """Width of the finding's margin: contrast / median edge gradient, mm.
 
     The contrast is the 90th percentile of the finding's pixels over the soft-tissue
-    reference; the gradient is the magnitude of the Gaussian-smoothed (sigma 1 pixel)
-    image at the finding's boundary pixels. A linear ramp from soft tissue to the
-    finding over w mm gives w. Sharp, well-defined margins (a phlebolith, DOMAIN.md:
-    smooth) measure under ~1.2 mm on the tuning set; ill-defined, cloud-like ones
-    (amorphous) more.
+    reference; the gradient is the steepest magnitude of the Gaussian-smoothed (sigma 1
+    pixel) image within 2 pixels of each boundary pixel, median over the boundary. A
+    linear ramp from soft tissue to the finding over w mm gives w. Sharp, well-defined
+    margins (a phlebolith, DOMAIN.md: smooth) measure under ~1.2 mm on the tuning set;
+    ill-defined, cloud-like ones (amorphous) more.
     """
     edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if not edge.any():
         return None
     smooth = cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 1.0)
     gy, gx = np.gradient(smooth)
-    grad = float(np.median(np.hypot(gy, gx)[edge])) / spacing_mm
+    # the steepest gradient within 2 pixels of each boundary pixel: the measure should not
+    # depend on where exactly a detector's threshold put the boundary
+    steepest = cv2.dilate(np.hypot(gy, gx).astype(np.float32), np.ones((5, 5), np.uint8))
+    grad = float(np.median(steepest[edge])) / spacing_mm
     contrast = float(np.percentile(patch[mask], 90)) - background
     if grad <= 0 or contrast <= 0:
         return None
@@ -1161,15 +1169,12 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
             return "no parallel line pair"
         case "lucent_center":
             if desc.get("lucent_center"):
-                return (
-                    f"round body up to {desc.get('particle_diameter_max_mm'):.1f} mm "
-                    "with a lucent centre"
-                )
+                return "round body with a lucent centre"
             return "no lucent centre"
         case "lucent_depth":
             dep = desc.get("lucent_depth")
             if dep:
-                return f"centre {100 * dep:.0f}% darker than the rim"
+                return f"centre {min(100 * dep, 100):.0f}% darker than the rim"
             return None
         case "phlebolith_size":
             return (
@@ -1200,6 +1205,13 @@ def _driver_sentence(name: str, desc: Mapping[str, Any], loc: Location) -> str |
             return f"{100 * float(desc.get('line_fraction') or 0):.0f}% of the area in lines{thick}"
         case "solidity":
             return f"solidity {desc.get('solidity'):.2f}"
+        case "log_margin_width":
+            w = desc.get("margin_width_mm")
+            if w is None:
+                return None
+            # wording only; on the tuning set phleboliths measure <= 0.95 mm, clumps >= 1.2
+            kind = "ill-defined" if w > 1.1 else "sharp"
+            return f"{kind} margin ({w:.1f} mm wide)"
         case "septa":
             return "lucent septa between globules" if desc.get("septa") else None
         case "joint_space_overlap":
