@@ -245,6 +245,7 @@ def _compose(
         params_hash=config.hash(),
         input_hash=rg.input_hash,
         label_mask=label_mask,
+        anatomy_labels=anatomy.labels,
     )
 
 

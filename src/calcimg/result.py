@@ -287,6 +287,10 @@ class Result:
     """In memory only (never serialised): int32 (rows, columns) array whose value is the
     finding id at each finding pixel, 0 elsewhere; None for results read from JSON.
     Overlay, DICOM SEG and feature writers draw from it."""
+    anatomy_labels: Any = field(default=None, compare=False, repr=False)
+    """In memory only (never serialised): uint8 (rows, columns) anatomy region codes
+    (:class:`calcimg.anatomy.Region`) the findings were found against; None for results
+    read from JSON. Feature extraction measures soft-tissue burden from it."""
 
     @property
     def flag(self) -> bool:

@@ -338,12 +338,15 @@ def image_row(
     return row
 
 
-def _soft_tissue(rg: Radiograph, config: Config) -> np.ndarray:
+def _soft_tissue(rg: Radiograph, config: Config, result: Result | None) -> np.ndarray:
     """bool (rows, columns): soft tissue and joint space of the anatomy map.
 
-    The Result does not carry the anatomy map, so the extractor maps it once more.
+    The pipeline's result carries the map it used; for user masks (no pipeline run)
+    the extractor maps the anatomy itself.
     """
-    labels = map_anatomy(rg, params=config.anatomy).labels
+    labels = result.anatomy_labels if result is not None else None
+    if labels is None:
+        labels = map_anatomy(rg, params=config.anatomy).labels
     return (labels == Region.SOFT_TISSUE) | (labels == Region.JOINT_SPACE)
 
 
@@ -377,7 +380,7 @@ def _frame_rows(
         )
     soft: np.ndarray | None = None
     if settings.image_level or params.ring_soft_tissue_only:
-        soft = _soft_tissue(rg, settings.config)
+        soft = _soft_tissue(rg, settings.config, result)
     ring_mask = soft if params.ring_soft_tissue_only else None
     regions = region_features(rg, label_mask, params=params, ring_mask=ring_mask)
     by_id = {f.id: f for f in result.findings} if result is not None else {}
