@@ -72,8 +72,8 @@ def make_phantom(
     centre, radius = 55.0, 40.0
     depth = radius - np.abs(cc - centre)
     body = depth > 0
-    # a thick soft-tissue slab whose thickness falls off over the outer 10 mm
-    L = MU_SOFT * 60.0 * np.sqrt(np.clip(depth / 10.0, 0.0, 1.0))
+    # a thick soft-tissue slab whose thickness falls off smoothly towards the skin
+    L = MU_SOFT * 60.0 * (1.0 - np.exp(-np.clip(depth, 0.0, None) / 8.0))
     bone_mask = np.zeros_like(body)
     if bone:
         b_centre, b_radius, cortex = 55.0, 11.0, 2.5
@@ -104,7 +104,7 @@ def make_phantom(
             dist = np.abs(cc - cl)
             t = 2.0 * np.sqrt(np.maximum(half * half - dist * dist, 0.0)) * along
             # a calcified vessel wall seen tangentially: a long path through a thin shell
-            L += MU_CALC * 6.0 * t
+            L += MU_CALC * 20.0 * t
             t_mask |= (dist <= half + spacing_mm / 2) & along
         lesions["tram"] = t_mask
     metal_mask = None

@@ -113,6 +113,14 @@ class AnatomyParams:
     rim_test_max_mm2: float = 4000.0
     """Dense bodies up to this area must show a cortex to count as bone."""
     rim_ratio: float = 0.9
+    bone_fill: float = 0.6
+    medulla_mm: float = 30.0
+    """Gaps up to this wide between bone that are ..."""
+    medulla_frac: float = 0.4
+    """... above this fraction of the bone's median top-hat are medulla (bone)."""
+    """Bodies narrower than the top-hat disc must be above soft tissue over this fraction."""
+    compact_elongation: float = 2.5
+    """Only bodies less elongated than this (major/minor axis) take the cortex test."""
     """Cortex test: median top-hat of the outer cortex_mm >= rim_ratio x the core's."""
     bone_hole_mm2: float = 200.0
     """Holes up to this size in textured bone are filled (lucent medulla, lesions)."""
@@ -136,7 +144,7 @@ class AnatomyParams:
     """Metal: above bone p99 + metal_frac * (bone p99 - soft tissue median)."""
     min_metal_mm2: float = 1.0
     """Smallest metal object kept (smaller ones are noise or dense calcification)."""
-    foreign_margin_mm: float = 1.5
+    foreign_margin_mm: float = 2.5
     """Foreign objects are grown by this before masking (their blurred rims)."""
     text_max_mm: float = 5.0
     """Dense islands outside the body smaller than this are text; larger are markers."""
@@ -167,6 +175,10 @@ class AnatomyParams:
         check_range(q + "bone_k", self.bone_k, 0.0, 100.0)
         check_range(q + "rim_test_max_mm2", self.rim_test_max_mm2, 0.0, 1e6)
         check_range(q + "rim_ratio", self.rim_ratio, 0.0, 10.0)
+        check_range(q + "bone_fill", self.bone_fill, 0.0, 1.0)
+        check_range(q + "medulla_mm", self.medulla_mm, 0.0, 100.0)
+        check_range(q + "medulla_frac", self.medulla_frac, 0.0, 10.0)
+        check_range(q + "compact_elongation", self.compact_elongation, 1.0, 100.0)
         check_range(q + "bone_hole_mm2", self.bone_hole_mm2, 0.0, 1e5)
         check_range(q + "bone_neck_mm", self.bone_neck_mm, 0.0, 30.0)
         check_range(q + "skin_margin_mm", self.skin_margin_mm, 0.0, 30.0)
@@ -665,14 +677,31 @@ def _bone_mask(
     # middle (ossification shows cortex and trabeculae, calcification does not;
     # DOMAIN.md). Calcified clumps and globules fail this and stay soft tissue.
     rim_px = p.cortex_mm / sp
+    half_disc = p.bone_background_mm / 2.0 / sp
     for i in np.flatnonzero(keep):
         x0, y0, bw, bh, area = (int(v) for v in st[i])
+        # a body narrower than the top-hat's disc is bright all through if it is bone;
+        # two calcified vessel walls knitted together by the texture are not
+        if min(bw, bh) < 2.0 * half_disc:
+            sub = lab[y0 : y0 + bh, x0 : x0 + bw] == i
+            if float((tophat[y0 : y0 + bh, x0 : x0 + bw][sub] > floor).mean()) < p.bone_fill:
+                keep[i] = False
+                continue
         if area * sp * sp > p.rim_test_max_mm2:
             continue
         pad = 2
         ys = slice(max(0, y0 - pad), min(h, y0 + bh + pad))
         xs = slice(max(0, x0 - pad), min(w, x0 + bw + pad))
         comp = (lab[ys, xs] == i).astype(np.uint8)
+        # only compact bodies are in doubt: a long bone, or one running off the film,
+        # is bone
+        if x0 == 0 or y0 == 0 or x0 + bw == w or y0 + bh == h:
+            continue
+        mo = cv2.moments(comp, binaryImage=True)
+        cov = np.array([[mo["mu20"], mo["mu11"]], [mo["mu11"], mo["mu02"]]]) / max(mo["m00"], 1.0)
+        ev = np.linalg.eigvalsh(cov)
+        if np.sqrt(max(ev[1], 1e-9) / max(ev[0], 1e-9)) > p.compact_elongation:
+            continue
         d = cv2.distanceTransform(comp, cv2.DIST_L2, 3)
         t = tophat[ys, xs]
         # the cortex band, skipping the blurred outline, against the middle
@@ -684,7 +713,16 @@ def _bone_mask(
             keep[i] = False
     kept = keep[lab]
     # give back the outline the opening rounded off, but not bodies lying beside it
-    return full & cv2.dilate(kept.astype(np.uint8), _disc(p.bone_neck_mm / sp / 4.0)).astype(bool)
+    bone = full & cv2.dilate(kept.astype(np.uint8), _disc(p.bone_neck_mm / sp / 4.0)).astype(bool)
+    if bone.any() and p.medulla_mm > 0:
+        # a smooth medullary canal between two cortices is bone too: bridged by a
+        # closing and clearly brighter than soft tissue (a joint space is not)
+        closed = cv2.morphologyEx(
+            bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.medulla_mm / sp / 2.0)
+        ).astype(bool)
+        level = p.medulla_frac * float(np.median(tophat[bone]))
+        bone |= closed & body & (tophat > max(level, floor))
+    return bone
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
