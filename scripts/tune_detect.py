@@ -277,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         soft = [r["anat"]["soft"] for r in results if "soft" in r["anat"]]
         if bone:
             print(
-                f"anatomy IoU vs truth: bone median {np.median(bone):.3f}, soft tissue {np.median(soft):.3f}"
+                f"anatomy IoU vs truth: bone median {np.median(bone):.3f}, "
+                f"soft tissue {np.median(soft):.3f}"
             )
         return 0
     results = run_folder(args.folder, [*args.set, "detect.min_confidence=0.0"], args.limit)
-    x, y, img = feature_table(results)
+    x, y, _ = feature_table(results)
     print(f"{len(y)} candidate findings, {int(y.sum())} true")
     w = fit_logistic(x, y, l2=args.l2)
     print(

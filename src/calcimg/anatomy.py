@@ -625,7 +625,7 @@ def _bone_mask(
     """
     h, w = img.shape
     cs = max(p.coarse_spacing_mm, sp)
-    cshape = (max(8, int(round(h * sp / cs))), max(8, int(round(w * sp / cs))))
+    cshape = (max(8, round(h * sp / cs)), max(8, round(w * sp / cs)))
     csp = h * sp / cshape[0]
     cimg = _resize(img, cshape)
     cbody = _resize(body.astype(np.uint8), cshape, nearest=True).astype(bool)
@@ -643,7 +643,7 @@ def _bone_mask(
     # trabecular texture: band-pass energy relative to that of plain soft tissue (a low
     # percentile over the body, as bone may fill most of a knee or pelvis film)
     dog = _gauss(img, p.texture_fine_mm / sp) - _gauss(img, p.texture_coarse_mm / sp)
-    k = max(3, int(round(p.texture_window_mm / sp)) | 1)
+    k = max(3, round(p.texture_window_mm / sp) | 1)
     energy = cv2.boxFilter(np.abs(dog), -1, (k, k))
     ref = float(np.percentile(energy[::3, ::3][body[::3, ::3]], 20.0))
     textured = energy > np.float32(p.bone_texture * max(ref, 1e-9))
@@ -656,9 +656,7 @@ def _bone_mask(
     ).astype(bool)
     holes = ~_border_components(~seed) & ~seed & body
     if holes.any():
-        n_h, lab_h, st_h, _ = cv2.connectedComponentsWithStats(
-            holes.astype(np.uint8), connectivity=8
-        )
+        _, lab_h, st_h, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
         small_h = st_h[:, cv2.CC_STAT_AREA] <= p.bone_hole_mm2 / (sp * sp)
         small_h[0] = False
         seed |= small_h[lab_h]
@@ -670,7 +668,7 @@ def _bone_mask(
     neck = _disc(p.bone_neck_mm / sp / 2.0)
     full = seed & body
     bone = cv2.morphologyEx(full.astype(np.uint8), cv2.MORPH_OPEN, neck).astype(bool)
-    n, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
+    _, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
     keep = st[:, cv2.CC_STAT_AREA] >= p.min_bone_mm2 / (sp * sp)
     keep[0] = False
     # a small dense body is bone only if it has a cortex: its rim denser than its

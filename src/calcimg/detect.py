@@ -219,7 +219,7 @@ def _white_noise_tophat(se_px: int, presmooth_px: float) -> float:
     rng = np.random.default_rng(12345)
     noise = rng.standard_normal((192, 192)).astype(np.float32)
     if presmooth_px >= 0.3:
-        noise = cv2.GaussianBlur(noise, (0, 0), presmooth_px)
+        noise = cv2.GaussianBlur(noise, (0, 0), presmooth_px).astype(np.float32)
     th = cv2.morphologyEx(noise, cv2.MORPH_TOPHAT, _disc(se_px))
     med = float(np.median(th))
     return float(np.median(np.abs(th - med))) * 1.4826
@@ -268,7 +268,7 @@ def _scale_cnr(
         opened = cv2.dilate(np.where(outside, lo, eroded).astype(np.float32), se)
         tophat = np.where(outside, np.float32(0.0), work - opened).astype(np.float32)
     else:
-        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
+        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se).astype(np.float32)
     step = max(1, int(np.sqrt(wquiet.size / 250_000)))
     sample = tophat[::step, ::step][wquiet[::step, ::step]]
     nsample = noise[::step, ::step][wquiet[::step, ::step]]
