@@ -593,6 +593,29 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     )
 
 
+def _morph(mask: np.ndarray, op: int, radius_px: float, max_radius_px: int = 6) -> np.ndarray:
+    """Binary opening/closing with a disc, on a coarser grid when the disc is large.
+
+    A disc of radius r costs O(r) per pixel; beyond ``max_radius_px`` the mask is
+    shrunk by an integer factor (area-averaged, thresholded at one half), processed
+    with the correspondingly smaller disc, and grown back. The outline is then exact
+    to about that factor in pixels, ample for millimetre-scale knitting and bridging.
+    """
+    f = max(1, int(np.ceil(radius_px / max_radius_px)))
+    if f == 1:
+        return cv2.morphologyEx(mask.astype(np.uint8), op, _disc(radius_px)).astype(bool)
+    h, w = mask.shape
+    small = cv2.resize(
+        mask.astype(np.float32), (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA
+    )
+    out = cv2.morphologyEx((small > 0.5).astype(np.uint8), op, _disc(radius_px / f))
+    big = cv2.resize(out, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    # keep the fine outline where the coarse result agrees with the input's side
+    if op == cv2.MORPH_CLOSE:
+        return big | mask
+    return big & mask
+
+
 def _near(mask: np.ndarray, radius_px: float) -> np.ndarray:
     """Pixels within ``radius_px`` of ``mask``."""
     if not mask.any():
@@ -651,23 +674,18 @@ def _bone_mask(
     inner = body & ~_near(~body, p.skin_margin_mm / sp)
     seed = textured & inner & ((tophat > floor) | (energy > np.float32(2.0 * p.bone_texture * ref)))
     # trabecular speckle and cortical edges knit into solid bone
-    seed = cv2.morphologyEx(
-        seed.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.bone_close_mm / sp / 2.0)
-    ).astype(bool)
+    seed = _morph(seed, cv2.MORPH_CLOSE, p.bone_close_mm / sp / 2.0)
     holes = ~_border_components(~seed) & ~seed & body
     if holes.any():
         _, lab_h, st_h, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
         small_h = st_h[:, cv2.CC_STAT_AREA] <= p.bone_hole_mm2 / (sp * sp)
         small_h[0] = False
         seed |= small_h[lab_h]
-    seed = cv2.morphologyEx(
-        seed.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
-    ).astype(bool)
+    seed = _morph(seed, cv2.MORPH_OPEN, p.bone_open_mm / sp / 2.0)
     # cut narrow necks (a calcified clump knitted to a bone by the closing) before the
     # per-component tests; the cut-off rims come back with the bone they belong to
-    neck = _disc(p.bone_neck_mm / sp / 2.0)
     full = seed & body
-    bone = cv2.morphologyEx(full.astype(np.uint8), cv2.MORPH_OPEN, neck).astype(bool)
+    bone = _morph(full, cv2.MORPH_OPEN, p.bone_neck_mm / sp / 2.0)
     _, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
     keep = st[:, cv2.CC_STAT_AREA] >= p.min_bone_mm2 / (sp * sp)
     keep[0] = False
@@ -715,9 +733,7 @@ def _bone_mask(
     if bone.any() and p.medulla_mm > 0:
         # a smooth medullary canal between two cortices is bone too: bridged by a
         # closing and clearly brighter than soft tissue (a joint space is not)
-        closed = cv2.morphologyEx(
-            bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.medulla_mm / sp / 2.0)
-        ).astype(bool)
+        closed = _morph(bone, cv2.MORPH_CLOSE, p.medulla_mm / sp / 2.0)
         level = p.medulla_frac * float(np.median(tophat[bone]))
         bone |= closed & body & (tophat > max(level, floor))
     return bone
@@ -1001,9 +1017,7 @@ def _joint_spaces(
     y0b, x0b = max(0, bb[0] - pad), max(0, bb[1] - pad)
     y1b, x1b = min(h, bb[2] + pad), min(w, bb[3] + pad)
     bone_c = bone[y0b:y1b, x0b:x1b]
-    closed = cv2.morphologyEx(
-        bone_c.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.joint_gap_max_mm / sp / 2.0)
-    ).astype(bool)
+    closed = _morph(bone_c, cv2.MORPH_CLOSE, p.joint_gap_max_mm / sp / 2.0)
     gap = closed & ~bone_c & allowed[y0b:y1b, x0b:x1b]
     n_g, lab_g, st_g, cen_g = cv2.connectedComponentsWithStats(gap.astype(np.uint8), connectivity=8)
     ring_se = _disc(1.0 / sp)
