@@ -146,6 +146,10 @@ class AnatomyParams:
     """Smallest metal object kept (smaller ones are noise or dense calcification)."""
     foreign_margin_mm: float = 2.5
     """Foreign objects are grown by this before masking (their blurred rims)."""
+    saturation_frac: float = 0.01
+    """Pixels within this fraction of the top of the value range are saturated..."""
+    max_annotation_mm2: float = 400.0
+    """...and small saturated bodies (up to this area) are burned-in annotations."""
     text_max_mm: float = 5.0
     """Dense islands outside the body smaller than this are text; larger are markers."""
 
@@ -191,6 +195,8 @@ class AnatomyParams:
         check_range(q + "metal_frac", self.metal_frac, 0.0, 10.0)
         check_range(q + "min_metal_mm2", self.min_metal_mm2, 0.0, 1e4)
         check_range(q + "foreign_margin_mm", self.foreign_margin_mm, 0.0, 20.0)
+        check_range(q + "saturation_frac", self.saturation_frac, 0.0, 0.5)
+        check_range(q + "max_annotation_mm2", self.max_annotation_mm2, 0.0, 1e5)
         check_range(q + "text_max_mm", self.text_max_mm, 0.0, 100.0)
 
 
@@ -528,6 +534,30 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
             confounders.append(
                 Confounder(
                     kind="metal" if inside_body else "marker",
+                    bbox=_bbox_native((y0, x0, y0 + bh, x0 + bw), scale_rc, radiograph.shape),
+                    area_mm2=round(area * area_px, 2),
+                )
+            )
+    # burned-in annotations drawn at the top of the value range (R/L letters, text
+    # inside the field): small saturated bodies with a sharp outline
+    sat = (img >= np.float32(1.0 - p.saturation_frac)) & exposed & ~foreign
+    bb = _mask_bbox(sat)
+    if bb is not None:
+        y0b, x0b, y1b, x1b = bb
+        n_s, lab_s, st_s, _ = cv2.connectedComponentsWithStats(
+            sat[y0b:y1b, x0b:x1b].astype(np.uint8), connectivity=8
+        )
+        for i in range(1, n_s):
+            x0, y0, bw, bh, area = (int(v) for v in st_s[i])
+            if area * area_px > p.max_annotation_mm2 or area < 4:
+                continue
+            comp = lab_s[y0 : y0 + bh, x0 : x0 + bw] == i
+            y0 += y0b
+            x0 += x0b
+            foreign[y0 : y0 + bh, x0 : x0 + bw] |= comp
+            confounders.append(
+                Confounder(
+                    kind="text" if max(bw, bh) * sp <= 3.0 * p.text_max_mm else "marker",
                     bbox=_bbox_native((y0, x0, y0 + bh, x0 + bw), scale_rc, radiograph.shape),
                     area_mm2=round(area * area_px, 2),
                 )
