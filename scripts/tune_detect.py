@@ -40,6 +40,8 @@ from calcimg.ingest import read_radiograph
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "models" / "params.toml"
+FITTED = ("log_n_particles", "hug_fraction", "denser_than_cortex")
+"""Confidence features whose weights are fitted (the CNR weight is fixed, others 0)."""
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -178,7 +180,12 @@ def fit_logistic(
     """
     j = CONFIDENCE_FEATURES.index("log_cnr_max")
     offset = cnr_weight * x[:, j]
-    x = np.delete(x, j, axis=1)
+    # only features whose sign is known from the domain are fitted (more particles, more
+    # confidence; hugging bone or denser than cortex, less); size and elongation are
+    # held at 0, since lines and large masses are patterns of their own whatever share
+    # of a small tuning set's false positives are bone edges or soft-tissue folds
+    free = [CONFIDENCE_FEATURES.index(n) for n in FITTED]
+    x = x[:, free]
     xa = np.hstack([np.ones((x.shape[0], 1)), x])
     w = np.zeros(xa.shape[1])
     w[0] = -float(np.mean(offset))
@@ -196,7 +203,12 @@ def fit_logistic(
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return np.insert(w, j + 1, cnr_weight)
+    full = np.zeros(len(CONFIDENCE_FEATURES) + 1)
+    full[0] = w[0]
+    full[j + 1] = cnr_weight
+    for col, idx in enumerate(free):
+        full[idx + 1] = w[col + 1]
+    return full
 
 
 def rescore(results: list[dict[str, Any]], weights: np.ndarray) -> None:
@@ -265,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         soft = [r["anat"]["soft"] for r in results if "soft" in r["anat"]]
         if bone:
             print(
-                f"anatomy IoU vs truth: bone median {np.median(bone):.3f}, soft tissue {np.median(soft):.3f}"
+                f"anatomy IoU vs truth: bone median {np.median(bone):.3f}, "
+                f"soft tissue {np.median(soft):.3f}"
             )
         return 0
     results = run_folder(args.folder, [*args.set, "detect.min_confidence=0.0"], args.limit)
-    x, y, img = feature_table(results)
+    x, y, _ = feature_table(results)
     print(f"{len(y)} candidate findings, {int(y.sum())} true")
     w = fit_logistic(x, y, l2=args.l2)
     print(

@@ -64,16 +64,16 @@ def make_phantom(
     tram : (row0_mm, row1_mm, col_mm, gap_mm): two 0.6 mm lines from row0 to row1.
     noise : Gaussian noise sigma in canonical units.
     """
-    rows = int(round(size_mm[0] / spacing_mm))
-    cols = int(round(size_mm[1] / spacing_mm))
+    rows = round(size_mm[0] / spacing_mm)
+    cols = round(size_mm[1] / spacing_mm)
     r = (np.arange(rows, dtype=np.float64) + 0.5) * spacing_mm
     c = (np.arange(cols, dtype=np.float64) + 0.5) * spacing_mm
     rr, cc = np.meshgrid(r, c, indexing="ij")
     centre, radius = 55.0, 40.0
     depth = radius - np.abs(cc - centre)
     body = depth > 0
-    # a thick soft-tissue slab whose thickness falls off over the outer 10 mm
-    L = MU_SOFT * 60.0 * np.sqrt(np.clip(depth / 10.0, 0.0, 1.0))
+    # a thick soft-tissue slab whose thickness falls off smoothly towards the skin
+    line_int = MU_SOFT * 60.0 * (1.0 - np.exp(-np.clip(depth, 0.0, None) / 8.0))
     bone_mask = np.zeros_like(body)
     if bone:
         b_centre, b_radius, cortex = 55.0, 11.0, 2.5
@@ -83,17 +83,17 @@ def make_phantom(
         inner = _chord(b_depth - cortex, b_radius - cortex) * (b_depth > cortex)
         # trabecular texture: band-passed noise, as bone shows on a radiograph
         tex_rng = np.random.default_rng(seed + 1000)
-        white = tex_rng.standard_normal(L.shape).astype(np.float32)
+        white = tex_rng.standard_normal(line_int.shape).astype(np.float32)
         s1, s2 = 0.35 / spacing_mm, 1.1 / spacing_mm
         bp = cv2.GaussianBlur(white, (0, 0), s1) - cv2.GaussianBlur(white, (0, 0), s2)
         bp /= float(bp.std()) + 1e-6
         trab = 0.45 + 1.3 * np.exp(-2.2 * bp * bp)
-        L += MU_CORTEX * (outer - inner) + MU_MEDULLA * inner * trab / float(trab.mean())
+        line_int += MU_CORTEX * (outer - inner) + MU_MEDULLA * inner * trab / float(trab.mean())
     lesions: dict[str, np.ndarray] = {}
     for k, (r0, c0, rad) in enumerate(blobs):
         d2 = (rr - r0) ** 2 + (cc - c0) ** 2
         t = 2.0 * np.sqrt(np.maximum(rad * rad - d2, 0.0))
-        L += MU_CALC * t
+        line_int += MU_CALC * t
         lesions[f"blob{k}"] = d2 <= rad * rad
     if tram is not None:
         r0, r1, c0, gap = tram
@@ -104,16 +104,16 @@ def make_phantom(
             dist = np.abs(cc - cl)
             t = 2.0 * np.sqrt(np.maximum(half * half - dist * dist, 0.0)) * along
             # a calcified vessel wall seen tangentially: a long path through a thin shell
-            L += MU_CALC * 6.0 * t
+            line_int += MU_CALC * 20.0 * t
             t_mask |= (dist <= half + spacing_mm / 2) & along
         lesions["tram"] = t_mask
     metal_mask = None
     if metal is not None:
         r0, c0, rad = metal
         metal_mask = (rr - r0) ** 2 + (cc - c0) ** 2 <= rad * rad
-        L += MU_METAL * 3.0 * metal_mask
+        line_int += MU_METAL * 3.0 * metal_mask
     rng = np.random.default_rng(seed)
-    px = OFFSET + GAIN * L + rng.normal(0.0, noise, L.shape)
+    px = OFFSET + GAIN * line_int + rng.normal(0.0, noise, line_int.shape)
     px = np.clip(px, 0, 4095).astype(np.float32)
     rg = Radiograph(
         pixels=px,

@@ -113,6 +113,14 @@ class AnatomyParams:
     rim_test_max_mm2: float = 4000.0
     """Dense bodies up to this area must show a cortex to count as bone."""
     rim_ratio: float = 0.9
+    bone_fill: float = 0.6
+    medulla_mm: float = 30.0
+    """Gaps up to this wide between bone that are ..."""
+    medulla_frac: float = 0.4
+    """... above this fraction of the bone's median top-hat are medulla (bone)."""
+    """Bodies narrower than the top-hat disc must be above soft tissue over this fraction."""
+    compact_elongation: float = 2.5
+    """Only bodies less elongated than this (major/minor axis) take the cortex test."""
     """Cortex test: median top-hat of the outer cortex_mm >= rim_ratio x the core's."""
     bone_hole_mm2: float = 200.0
     """Holes up to this size in textured bone are filled (lucent medulla, lesions)."""
@@ -136,8 +144,12 @@ class AnatomyParams:
     """Metal: above bone p99 + metal_frac * (bone p99 - soft tissue median)."""
     min_metal_mm2: float = 1.0
     """Smallest metal object kept (smaller ones are noise or dense calcification)."""
-    foreign_margin_mm: float = 1.5
+    foreign_margin_mm: float = 2.5
     """Foreign objects are grown by this before masking (their blurred rims)."""
+    saturation_frac: float = 0.01
+    """Pixels within this fraction of the top of the value range are saturated..."""
+    max_annotation_mm2: float = 400.0
+    """...and small saturated bodies (up to this area) are burned-in annotations."""
     text_max_mm: float = 5.0
     """Dense islands outside the body smaller than this are text; larger are markers."""
 
@@ -167,6 +179,10 @@ class AnatomyParams:
         check_range(q + "bone_k", self.bone_k, 0.0, 100.0)
         check_range(q + "rim_test_max_mm2", self.rim_test_max_mm2, 0.0, 1e6)
         check_range(q + "rim_ratio", self.rim_ratio, 0.0, 10.0)
+        check_range(q + "bone_fill", self.bone_fill, 0.0, 1.0)
+        check_range(q + "medulla_mm", self.medulla_mm, 0.0, 100.0)
+        check_range(q + "medulla_frac", self.medulla_frac, 0.0, 10.0)
+        check_range(q + "compact_elongation", self.compact_elongation, 1.0, 100.0)
         check_range(q + "bone_hole_mm2", self.bone_hole_mm2, 0.0, 1e5)
         check_range(q + "bone_neck_mm", self.bone_neck_mm, 0.0, 30.0)
         check_range(q + "skin_margin_mm", self.skin_margin_mm, 0.0, 30.0)
@@ -179,6 +195,8 @@ class AnatomyParams:
         check_range(q + "metal_frac", self.metal_frac, 0.0, 10.0)
         check_range(q + "min_metal_mm2", self.min_metal_mm2, 0.0, 1e4)
         check_range(q + "foreign_margin_mm", self.foreign_margin_mm, 0.0, 20.0)
+        check_range(q + "saturation_frac", self.saturation_frac, 0.0, 0.5)
+        check_range(q + "max_annotation_mm2", self.max_annotation_mm2, 0.0, 1e5)
         check_range(q + "text_max_mm", self.text_max_mm, 0.0, 100.0)
 
 
@@ -520,6 +538,30 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
                     area_mm2=round(area * area_px, 2),
                 )
             )
+    # burned-in annotations drawn at the top of the value range (R/L letters, text
+    # inside the field): small saturated bodies with a sharp outline
+    sat = (img >= np.float32(1.0 - p.saturation_frac)) & exposed & ~foreign
+    bb = _mask_bbox(sat)
+    if bb is not None:
+        y0b, x0b, y1b, x1b = bb
+        n_s, lab_s, st_s, _ = cv2.connectedComponentsWithStats(
+            sat[y0b:y1b, x0b:x1b].astype(np.uint8), connectivity=8
+        )
+        for i in range(1, n_s):
+            x0, y0, bw, bh, area = (int(v) for v in st_s[i])
+            if area * area_px > p.max_annotation_mm2 or area < 4:
+                continue
+            comp = lab_s[y0 : y0 + bh, x0 : x0 + bw] == i
+            y0 += y0b
+            x0 += x0b
+            foreign[y0 : y0 + bh, x0 : x0 + bw] |= comp
+            confounders.append(
+                Confounder(
+                    kind="text" if max(bw, bh) * sp <= 3.0 * p.text_max_mm else "marker",
+                    bbox=_bbox_native((y0, x0, y0 + bh, x0 + bw), scale_rc, radiograph.shape),
+                    area_mm2=round(area * area_px, 2),
+                )
+            )
     if islands_r.any():
         foreign |= _resize(islands_r.astype(np.uint8), (h, w), nearest=True).astype(bool)
     if foreign.any() and p.foreign_margin_mm > 0:
@@ -582,6 +624,29 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     )
 
 
+def _morph(mask: np.ndarray, op: int, radius_px: float, max_radius_px: int = 6) -> np.ndarray:
+    """Binary opening/closing with a disc, on a coarser grid when the disc is large.
+
+    A disc of radius r costs O(r) per pixel; beyond ``max_radius_px`` the mask is
+    shrunk by an integer factor (area-averaged, thresholded at one half), processed
+    with the correspondingly smaller disc, and grown back. The outline is then exact
+    to about that factor in pixels, ample for millimetre-scale knitting and bridging.
+    """
+    f = max(1, int(np.ceil(radius_px / max_radius_px)))
+    if f == 1:
+        return cv2.morphologyEx(mask.astype(np.uint8), op, _disc(radius_px)).astype(bool)
+    h, w = mask.shape
+    small = cv2.resize(
+        mask.astype(np.float32), (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA
+    )
+    out = cv2.morphologyEx((small > 0.5).astype(np.uint8), op, _disc(radius_px / f))
+    big = cv2.resize(out, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    # keep the fine outline where the coarse result agrees with the input's side
+    if op == cv2.MORPH_CLOSE:
+        return big | mask
+    return big & mask
+
+
 def _near(mask: np.ndarray, radius_px: float) -> np.ndarray:
     """Pixels within ``radius_px`` of ``mask``."""
     if not mask.any():
@@ -614,7 +679,7 @@ def _bone_mask(
     """
     h, w = img.shape
     cs = max(p.coarse_spacing_mm, sp)
-    cshape = (max(8, int(round(h * sp / cs))), max(8, int(round(w * sp / cs))))
+    cshape = (max(8, round(h * sp / cs)), max(8, round(w * sp / cs)))
     csp = h * sp / cshape[0]
     cimg = _resize(img, cshape)
     cbody = _resize(body.astype(np.uint8), cshape, nearest=True).astype(bool)
@@ -632,7 +697,7 @@ def _bone_mask(
     # trabecular texture: band-pass energy relative to that of plain soft tissue (a low
     # percentile over the body, as bone may fill most of a knee or pelvis film)
     dog = _gauss(img, p.texture_fine_mm / sp) - _gauss(img, p.texture_coarse_mm / sp)
-    k = max(3, int(round(p.texture_window_mm / sp)) | 1)
+    k = max(3, round(p.texture_window_mm / sp) | 1)
     energy = cv2.boxFilter(np.abs(dog), -1, (k, k))
     ref = float(np.percentile(energy[::3, ::3][body[::3, ::3]], 20.0))
     textured = energy > np.float32(p.bone_texture * max(ref, 1e-9))
@@ -640,40 +705,50 @@ def _bone_mask(
     inner = body & ~_near(~body, p.skin_margin_mm / sp)
     seed = textured & inner & ((tophat > floor) | (energy > np.float32(2.0 * p.bone_texture * ref)))
     # trabecular speckle and cortical edges knit into solid bone
-    seed = cv2.morphologyEx(
-        seed.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.bone_close_mm / sp / 2.0)
-    ).astype(bool)
+    seed = _morph(seed, cv2.MORPH_CLOSE, p.bone_close_mm / sp / 2.0)
     holes = ~_border_components(~seed) & ~seed & body
     if holes.any():
-        n_h, lab_h, st_h, _ = cv2.connectedComponentsWithStats(
-            holes.astype(np.uint8), connectivity=8
-        )
+        _, lab_h, st_h, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
         small_h = st_h[:, cv2.CC_STAT_AREA] <= p.bone_hole_mm2 / (sp * sp)
         small_h[0] = False
         seed |= small_h[lab_h]
-    seed = cv2.morphologyEx(
-        seed.astype(np.uint8), cv2.MORPH_OPEN, _disc(p.bone_open_mm / sp / 2.0)
-    ).astype(bool)
+    seed = _morph(seed, cv2.MORPH_OPEN, p.bone_open_mm / sp / 2.0)
     # cut narrow necks (a calcified clump knitted to a bone by the closing) before the
     # per-component tests; the cut-off rims come back with the bone they belong to
-    neck = _disc(p.bone_neck_mm / sp / 2.0)
     full = seed & body
-    bone = cv2.morphologyEx(full.astype(np.uint8), cv2.MORPH_OPEN, neck).astype(bool)
-    n, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
+    bone = _morph(full, cv2.MORPH_OPEN, p.bone_neck_mm / sp / 2.0)
+    _, lab, st, _ = cv2.connectedComponentsWithStats(bone.astype(np.uint8), connectivity=8)
     keep = st[:, cv2.CC_STAT_AREA] >= p.min_bone_mm2 / (sp * sp)
     keep[0] = False
     # a small dense body is bone only if it has a cortex: its rim denser than its
     # middle (ossification shows cortex and trabeculae, calcification does not;
     # DOMAIN.md). Calcified clumps and globules fail this and stay soft tissue.
     rim_px = p.cortex_mm / sp
+    half_disc = p.bone_background_mm / 2.0 / sp
     for i in np.flatnonzero(keep):
         x0, y0, bw, bh, area = (int(v) for v in st[i])
+        # a body narrower than the top-hat's disc is bright all through if it is bone;
+        # two calcified vessel walls knitted together by the texture are not
+        if min(bw, bh) < 2.0 * half_disc:
+            sub = lab[y0 : y0 + bh, x0 : x0 + bw] == i
+            if float((tophat[y0 : y0 + bh, x0 : x0 + bw][sub] > floor).mean()) < p.bone_fill:
+                keep[i] = False
+                continue
         if area * sp * sp > p.rim_test_max_mm2:
             continue
         pad = 2
         ys = slice(max(0, y0 - pad), min(h, y0 + bh + pad))
         xs = slice(max(0, x0 - pad), min(w, x0 + bw + pad))
         comp = (lab[ys, xs] == i).astype(np.uint8)
+        # only compact bodies are in doubt: a long bone, or one running off the film,
+        # is bone
+        if x0 == 0 or y0 == 0 or x0 + bw == w or y0 + bh == h:
+            continue
+        mo = cv2.moments(comp, binaryImage=True)
+        cov = np.array([[mo["mu20"], mo["mu11"]], [mo["mu11"], mo["mu02"]]]) / max(mo["m00"], 1.0)
+        ev = np.linalg.eigvalsh(cov)
+        if np.sqrt(max(ev[1], 1e-9) / max(ev[0], 1e-9)) > p.compact_elongation:
+            continue
         d = cv2.distanceTransform(comp, cv2.DIST_L2, 3)
         t = tophat[ys, xs]
         # the cortex band, skipping the blurred outline, against the middle
@@ -685,7 +760,14 @@ def _bone_mask(
             keep[i] = False
     kept = keep[lab]
     # give back the outline the opening rounded off, but not bodies lying beside it
-    return full & cv2.dilate(kept.astype(np.uint8), _disc(p.bone_neck_mm / sp / 4.0)).astype(bool)
+    bone = full & cv2.dilate(kept.astype(np.uint8), _disc(p.bone_neck_mm / sp / 4.0)).astype(bool)
+    if bone.any() and p.medulla_mm > 0:
+        # a smooth medullary canal between two cortices is bone too: bridged by a
+        # closing and clearly brighter than soft tissue (a joint space is not)
+        closed = _morph(bone, cv2.MORPH_CLOSE, p.medulla_mm / sp / 2.0)
+        level = p.medulla_frac * float(np.median(tophat[bone]))
+        bone |= closed & body & (tophat > max(level, floor))
+    return bone
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -966,9 +1048,7 @@ def _joint_spaces(
     y0b, x0b = max(0, bb[0] - pad), max(0, bb[1] - pad)
     y1b, x1b = min(h, bb[2] + pad), min(w, bb[3] + pad)
     bone_c = bone[y0b:y1b, x0b:x1b]
-    closed = cv2.morphologyEx(
-        bone_c.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.joint_gap_max_mm / sp / 2.0)
-    ).astype(bool)
+    closed = _morph(bone_c, cv2.MORPH_CLOSE, p.joint_gap_max_mm / sp / 2.0)
     gap = closed & ~bone_c & allowed[y0b:y1b, x0b:x1b]
     n_g, lab_g, st_g, cen_g = cv2.connectedComponentsWithStats(gap.astype(np.uint8), connectivity=8)
     ring_se = _disc(1.0 / sp)

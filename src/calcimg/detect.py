@@ -96,11 +96,11 @@ class DetectParams:
     """No findings within this of the film's edge."""
     quiet_margin_mm: float = 3.0
     """Noise is measured in soft tissue at least this far from bone and skin."""
-    particle_cnr: float = 5.0
+    particle_cnr: float = 6.5
     """A particle's peak CNR must reach this."""
     grow_cnr: float = 3.0
     """Particles extend over pixels with at least this CNR."""
-    min_particle_mm2: float = 0.08
+    min_particle_mm2: float = 0.2
     max_finding_mm2: float = 8000.0
     bone_margin_mm: float = 1.5
     """Outside joint spaces, candidate pixels are at least this far from bone."""
@@ -109,6 +109,14 @@ class DetectParams:
     hug_spread: float = 0.35
     """A particle hugs the cortex when (max - min) distance to bone < hug_spread * length."""
     group_distance_mm: float = 3.0
+    large_area_mm2: float = 100.0
+    large_min_density: float = 0.3
+    """Findings larger than ``large_area_mm2`` need a peak contrast of at least this
+    fraction of the bone-over-soft-tissue contrast."""
+    wall_ring_mm: float = 2.0
+    walled_fraction: float = 0.5
+    """Findings whose surrounding ``wall_ring_mm`` ring is more than this much bone are
+    dropped: bone interiors the anatomy map missed."""
     min_confidence: float = 0.5
     confidence_weights: tuple[float, ...] = (-9.2, 4.0, 1.0, 0.0, -3.0, 0.0, 0.5, -2.0)
     """Intercept then one weight per :data:`CONFIDENCE_FEATURES` entry."""
@@ -138,6 +146,10 @@ class DetectParams:
         check_range(q + "hug_distance_mm", self.hug_distance_mm, 0.0, 20.0)
         check_range(q + "hug_elongation", self.hug_elongation, 1.0, 100.0)
         check_range(q + "hug_spread", self.hug_spread, 0.0, 10.0)
+        check_range(q + "large_area_mm2", self.large_area_mm2, 0.0, 1e6)
+        check_range(q + "large_min_density", self.large_min_density, 0.0, 10.0)
+        check_range(q + "wall_ring_mm", self.wall_ring_mm, 0.1, 20.0)
+        check_range(q + "walled_fraction", self.walled_fraction, 0.0, 1.0)
         check_range(q + "group_distance_mm", self.group_distance_mm, 0.0, 100.0)
         check_range(q + "min_confidence", self.min_confidence, 0.0, 1.0)
         n = len(CONFIDENCE_FEATURES) + 1
@@ -207,7 +219,7 @@ def _white_noise_tophat(se_px: int, presmooth_px: float) -> float:
     rng = np.random.default_rng(12345)
     noise = rng.standard_normal((192, 192)).astype(np.float32)
     if presmooth_px >= 0.3:
-        noise = cv2.GaussianBlur(noise, (0, 0), presmooth_px)
+        noise = cv2.GaussianBlur(noise, (0, 0), presmooth_px).astype(np.float32)
     th = cv2.morphologyEx(noise, cv2.MORPH_TOPHAT, _disc(se_px))
     med = float(np.median(th))
     return float(np.median(np.abs(th - med))) * 1.4826
@@ -223,7 +235,7 @@ def _scale_cnr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """CNR and top-hat (normalised units) of one scale, on the analysis grid.
 
-    The top-hat's noise is its RMS (clipped at the 99th percentile) over quiet soft tissue
+    The top-hat's noise is its RMS (clipped at three RMS) over quiet soft tissue
     (away from bone and skin), so that correlated detector noise and fine anatomical
     clutter are accounted for; it is never taken below the spread the same top-hat
     gives on white noise of the measured pixel noise (quantised, noise-free films). The
@@ -256,7 +268,7 @@ def _scale_cnr(
         opened = cv2.dilate(np.where(outside, lo, eroded).astype(np.float32), se)
         tophat = np.where(outside, np.float32(0.0), work - opened).astype(np.float32)
     else:
-        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
+        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se).astype(np.float32)
     step = max(1, int(np.sqrt(wquiet.size / 250_000)))
     sample = tophat[::step, ::step][wquiet[::step, ::step]]
     nsample = noise[::step, ::step][wquiet[::step, ::step]]
@@ -265,12 +277,15 @@ def _scale_cnr(
         nsample = noise.ravel()
     # a top-hat is one-sided with many exact zeros: its RMS (over values clipped at
     # the 99th percentile, so that calcifications do not count) is the robust scale
-    cap = float(np.percentile(sample, 99.0))
+    cap = float(np.percentile(sample, 90.0))
     rms = float(np.sqrt(np.mean(np.minimum(sample, cap) ** 2)))
+    # once more with the cap at three RMS, so that neither a large lesion nor the
+    # clipping itself sets the scale
+    rms = float(np.sqrt(np.mean(np.minimum(sample, 3.0 * rms) ** 2)))
     noise_med = max(float(np.median(nsample)), 1e-7)
     floor = _white_noise_tophat(se_px, round(pre_px, 2)) * noise_med
     sigma = max(rms, floor, 1e-7)
-    rel = np.clip(noise / np.float32(noise_med), 0.5, 3.0)
+    rel = np.clip(noise / np.float32(noise_med), 0.7, 2.0)
     cnr = tophat / (np.float32(sigma) * rel)
     if work.shape != img.shape:
         cnr = _resize(cnr.astype(np.float32), (h, w), cv2.INTER_LINEAR)
@@ -437,6 +452,8 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
 
     fr, fc = grid.scale_rc
     rows, cols = radiograph.shape
+    ring_px = max(1, round(p.wall_ring_mm / sp))
+    ring_se = _disc(2 * ring_px + 1)
     found: list[tuple[tuple[int, int, int, int], np.ndarray, float, dict[str, float]]] = []
     for g in range(1, n_g):
         members = kept_ids[group_of[kept_ids] == g]
@@ -447,6 +464,13 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
         if area_mm2 > p.max_finding_mm2:
             continue
         cnr_max = max(f["cnr"] for f in feats)
+        # large and faint: bone interiors or soft-tissue overlap, not a calcified mass
+        # (calcified masses approach cortical density; DOMAIN.md "density relative to
+        # cortical bone")
+        if area_mm2 > p.large_area_mm2 and (
+            max(f["contrast"] for f in feats) / bone_contrast < p.large_min_density
+        ):
+            continue
         n_strong = sum(1 for f in feats if f["cnr"] >= 2.0 * p.particle_cnr)
         hug = float(sum(f["near_bone"] * f["area_mm2"] for f in feats) / max(area_mm2, 1e-6))
         in_joint = float(sum(f["in_joint"] * f["area_mm2"] for f in feats) / max(area_mm2, 1e-6))
@@ -467,6 +491,17 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
             continue
         x0, y0, bw, bh = (int(v) for v in st_g[g, :4])
         sel = np.isin(lab[y0 : y0 + bh, x0 : x0 + bw], members)
+        # a region walled in by bone is bone the anatomy map missed (a medullary canal,
+        # an epiphysis), not a calcification lying against it
+        pad = ring_px + 1
+        ys0, xs0 = max(0, y0 - pad), max(0, x0 - pad)
+        ys1, xs1 = min(lab.shape[0], y0 + bh + pad), min(lab.shape[1], x0 + bw + pad)
+        big = np.zeros((ys1 - ys0, xs1 - xs0), dtype=np.uint8)
+        big[y0 - ys0 : y0 - ys0 + bh, x0 - xs0 : x0 - xs0 + bw] = sel
+        ring = cv2.dilate(big, ring_se).astype(bool) & ~big.astype(bool)
+        walled = float((grid.labels[ys0:ys1, xs0:xs1][ring] == np.uint8(Region.BONE)).mean())
+        if walled > p.walled_fraction:
+            continue
         ys, xs = np.nonzero(sel)
         gr0, gr1 = y0 + int(ys.min()), y0 + int(ys.max()) + 1
         gc0, gc1 = x0 + int(xs.min()), x0 + int(xs.max()) + 1

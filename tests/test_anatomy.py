@@ -1,0 +1,97 @@
+"""Anatomy map on drawn phantoms (known masks) and on real radiographs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calcimg.anatomy import AnatomyParams, Region, map_anatomy
+from calcimg.errors import ConfigError
+from tests.phantoms import make_phantom
+
+SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_phantom_body_and_bone_match_the_drawn_masks() -> None:
+    ph = make_phantom(0.2)
+    amap = map_anatomy(ph.radiograph, params=AnatomyParams())
+    assert amap.labels.shape == ph.radiograph.shape
+    assert _iou(amap.labels > 0, ph.body) > 0.9
+    assert _iou(amap.labels == Region.BONE, ph.bone) > 0.75
+    # the cortex is a subset of bone
+    assert not (amap.cortex & (amap.labels != Region.BONE)).any()
+    assert amap.cortex.any()
+
+
+def test_distance_to_bone_is_in_mm() -> None:
+    ph = make_phantom(0.2)
+    amap = map_anatomy(ph.radiograph, params=AnatomyParams())
+    # the bone's edge is at 44 mm; a pixel at 30 mm is about 14 mm from it
+    col = round(30.0 / 0.2)
+    d = float(amap.distance_to_bone_mm[300, col])
+    assert 11.0 < d < 17.0
+    assert float(amap.distance_to_bone_mm[300, round(55.0 / 0.2)]) == 0.0
+
+
+def test_metal_disc_is_a_confounder_and_foreign() -> None:
+    ph = make_phantom(0.2, metal=(90.0, 80.0, 4.0))
+    amap = map_anatomy(ph.radiograph, params=AnatomyParams())
+    metal = [c for c in amap.confounders if c.kind == "metal"]
+    assert len(metal) == 1
+    r0, c0, r1, c1 = metal[0].bbox
+    assert r0 <= 450 < r1 and c0 <= 400 < c1  # the disc's centre, pixels
+    assert 35.0 < metal[0].area_mm2 < 80.0  # pi * 4^2 = 50 mm2
+    assert amap.labels[450, 400] == Region.FOREIGN
+
+
+def test_region_maps_are_the_same_at_half_the_spacing() -> None:
+    a = map_anatomy(make_phantom(0.2).radiograph, params=AnatomyParams())
+    b = map_anatomy(make_phantom(0.1).radiograph, params=AnatomyParams())
+    bone_a = (a.labels == Region.BONE)[::1, ::1]
+    bone_b = (b.labels == Region.BONE)[::2, ::2]
+    assert _iou(bone_a, bone_b) > 0.9
+
+
+@pytest.mark.slow
+def test_rg3_marker_is_not_body_and_collimation_is_listed() -> None:
+    from calcimg.ingest import read_radiograph
+    from tests.test_detect import rg3_path
+
+    rg = read_radiograph(rg3_path())
+    amap = map_anatomy(rg, params=AnatomyParams())
+    kinds = {c.kind for c in amap.confounders}
+    assert "collimation" in kinds
+    # the lead "R" marker (rows ~1370-1470, cols ~1140-1225) is never soft tissue
+    window = amap.labels[1370:1470, 1140:1225]
+    assert not (window == Region.SOFT_TISSUE).any()
+    # the tibia and fibula (columns ~800-1020 at rows 600-700) are mostly bone (the
+    # smooth medullary canal is the weak part); the calf's soft tissue beside them is not
+    assert (amap.labels[600:700, 800:1020] == Region.BONE).mean() > 0.4
+    assert (amap.labels[600:700, 700:780] == Region.SOFT_TISSUE).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"analysis_spacing_mm": 0.0}, r"anatomy\.analysis_spacing_mm = 0\.0 is out of range"),
+        ({"bone_texture": 0.5}, r"anatomy\.bone_texture = 0\.5 is out of range"),
+        ({"rim_ratio": -1.0}, r"anatomy\.rim_ratio = -1\.0 is out of range"),
+    ],
+    ids=["spacing-zero", "texture-below-one", "negative-rim-ratio"],
+)
+def test_params_are_validated(overrides: dict[str, float], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        AnatomyParams(**overrides)  # type: ignore[arg-type]
+
+
+def test_unknown_anatomy_parameter_lists_the_valid_ones() -> None:
+    from calcimg.config import load_config
+
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) anatomy\.nope.*bone_texture"):
+        load_config(overrides=["anatomy.nope=1"])

@@ -1,0 +1,189 @@
+"""Detection on drawn phantoms (known lesions), real radiographs and ingest round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calcimg.anatomy import AnatomyParams, map_anatomy
+from calcimg.config import load_config
+from calcimg.detect import Detection, Detections, DetectParams, detect
+from calcimg.errors import ConfigError
+from calcimg.radiograph import Radiograph
+from tests.phantoms import make_phantom
+
+SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
+
+
+def rg3_path() -> str:
+    """pydicom-data's RG3_UNCR.dcm (lower leg CR, lead "R" marker, bone lesion)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("RG3_UNCR.dcm")
+    if path is None:
+        pytest.fail("pydicom-data's RG3_UNCR.dcm is not installed (pip install pydicom-data)")
+    return str(path)
+
+
+def run(rg: Radiograph) -> Detections:
+    config = load_config()
+    return detect(rg, map_anatomy(rg, params=config.anatomy), params=config.detect)
+
+
+def centroid_mm(det: Detection, spacing_mm: float) -> tuple[float, float]:
+    ys, xs = np.nonzero(det.mask)
+    return ((det.bbox[0] + ys.mean()) * spacing_mm, (det.bbox[1] + xs.mean()) * spacing_mm)
+
+
+def test_calcified_blob_in_soft_tissue_is_found_where_it_is() -> None:
+    ph = make_phantom(0.2, blobs=((40.0, 25.0, 1.5),))
+    dets = run(ph.radiograph)
+    assert len(dets.items) == 1
+    det = dets.items[0]
+    r, c = centroid_mm(det, 0.2)
+    assert abs(r - 40.0) < 1.0 and abs(c - 25.0) < 1.0
+    assert det.n_particles == 1
+    assert 0.5 <= det.confidence <= 1.0
+    # its mask covers the drawn blob
+    full = np.zeros(ph.radiograph.shape, dtype=bool)
+    r0, c0, r1, c1 = det.bbox
+    full[r0:r1, c0:c1] = det.mask
+    truth = ph.lesions["blob0"]
+    assert (full & truth).sum() / truth.sum() > 0.5
+    assert det.features["cnr_max"] > 10.0
+
+
+def test_bone_edge_alone_gives_no_finding() -> None:
+    dets = run(make_phantom(0.2).radiograph)
+    assert dets.items == ()
+
+
+def test_metal_disc_is_a_confounder_not_a_finding() -> None:
+    ph = make_phantom(0.2, metal=(90.0, 80.0, 4.0))
+    config = load_config()
+    amap = map_anatomy(ph.radiograph, params=config.anatomy)
+    dets = detect(ph.radiograph, amap, params=config.detect)
+    assert [c.kind for c in amap.confounders] == ["metal"]
+    assert dets.items == ()
+
+
+def test_tram_track_is_one_finding_of_two_particles() -> None:
+    ph = make_phantom(0.2, tram=(20.0, 80.0, 85.0, 4.0))
+    dets = run(ph.radiograph)
+    assert len(dets.items) == 1
+    det = dets.items[0]
+    assert det.n_particles == 2
+    r0, c0, r1, c1 = det.bbox
+    assert r1 - r0 > 50.0 / 0.2  # runs along most of the 60 mm track
+    assert c1 - c0 < 8.0 / 0.2
+
+
+def test_same_findings_at_0_1_and_0_2_mm() -> None:
+    found = []
+    for spacing in (0.2, 0.1):
+        ph = make_phantom(spacing, blobs=((40.0, 25.0, 1.5), (100.0, 85.0, 2.0)))
+        dets = run(ph.radiograph)
+        found.append(sorted(centroid_mm(d, spacing) for d in dets.items))
+    assert len(found[0]) == len(found[1]) == 2
+    for (ra, ca), (rb, cb) in zip(found[0], found[1], strict=True):
+        assert abs(ra - rb) < 0.5 and abs(ca - cb) < 0.5
+
+
+def _write_dicom(path: Path, rg: Radiograph, photometric: str) -> None:
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    stored = np.clip(np.round(rg.pixels), 0, 4095).astype(np.uint16)
+    if photometric == "MONOCHROME1":
+        stored = (4095 - stored).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # DX for presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = stored.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelSpacing = [f"{rg.pixel_spacing_mm[0]:.4f}", f"{rg.pixel_spacing_mm[1]:.4f}"]
+    ds.PixelData = stored.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_monochrome1_and_monochrome2_give_the_same_findings(tmp_path: Path) -> None:
+    from calcimg.ingest import read_radiograph
+
+    ph = make_phantom(0.2, blobs=((40.0, 25.0, 1.5),), tram=(20.0, 80.0, 85.0, 4.0))
+    results = []
+    for photometric in ("MONOCHROME1", "MONOCHROME2"):
+        path = tmp_path / f"{photometric}.dcm"
+        _write_dicom(path, ph.radiograph, photometric)
+        rg = read_radiograph(path)
+        dets = run(rg)
+        results.append([(d.bbox, d.n_particles, round(d.confidence, 3)) for d in dets.items])
+    assert len(results[0]) == 2
+    assert results[0] == results[1]
+
+
+@pytest.mark.slow
+def test_rg3_no_finding_on_marker_or_bone_lesion() -> None:
+    """RG3: the lead "R" marker and the non-ossifying fibroma are never findings.
+
+    Regions read off the film (1760 x 1760): the marker at rows ~1370-1470, columns
+    ~1140-1225; the fibroma in the distal tibial metaphysis at rows ~1000-1230,
+    columns ~780-930.
+    """
+    from calcimg.ingest import read_radiograph
+
+    dets = run(read_radiograph(rg3_path()))
+    marker = (1370, 1140, 1470, 1225)
+    lesion = (1000, 780, 1230, 930)
+    for d in dets.items:
+        for r0, c0, r1, c1 in (marker, lesion):
+            overlap = min(d.bbox[2], r1) > max(d.bbox[0], r0) and min(d.bbox[3], c1) > max(
+                d.bbox[1], c0
+            )
+            assert not overlap, f"finding {d.bbox} overlaps {(r0, c0, r1, c1)}"
+    assert len(dets.items) <= 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"particle_cnr": -1.0}, r"detect\.particle_cnr = -1\.0 is out of range"),
+        ({"grow_cnr": 6.0, "particle_cnr": 5.0}, r"detect\.grow_cnr = 6\.0 exceeds"),
+        ({"min_confidence": 1.5}, r"detect\.min_confidence = 1\.5 is out of range"),
+        ({"confidence_weights": (1.0, 2.0)}, r"confidence_weights has 2 values; expected 8"),
+    ],
+    ids=["negative-cnr", "grow-above-particle", "confidence-above-one", "weights-length"],
+)
+def test_params_are_validated(overrides: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DetectParams(**overrides)  # type: ignore[arg-type]
+
+
+def test_set_override_reaches_detect_params() -> None:
+    config = load_config(overrides=["detect.particle_cnr=7.5"])
+    assert config.detect.particle_cnr == 7.5
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) detect\.bogus.*particle_cnr"):
+        load_config(overrides=["detect.bogus=1"])
+
+
+def test_detect_without_grid_recomputes_the_anatomy() -> None:
+    ph = make_phantom(0.2, blobs=((40.0, 25.0, 1.5),))
+    amap = map_anatomy(ph.radiograph, params=AnatomyParams())
+    bare = dataclasses.replace(amap, grid=None)
+    a = detect(ph.radiograph, amap, params=load_config().detect)
+    b = detect(ph.radiograph, bare, params=load_config().detect)
+    assert [d.bbox for d in a.items] == [d.bbox for d in b.items]
