@@ -10,8 +10,8 @@ fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[test,all]"
 echo "== ruff"
-"$VENV/bin/ruff" check src tests scripts
-"$VENV/bin/ruff" format --check src tests scripts
+"$VENV/bin/ruff" check --no-cache src tests scripts
+"$VENV/bin/ruff" format --no-cache --check src tests scripts
 echo "== mypy"
 "$VENV/bin/mypy"
 echo "== pytest"

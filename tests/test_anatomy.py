@@ -9,7 +9,7 @@ import pytest
 
 from calcimg.anatomy import AnatomyParams, Region, map_anatomy
 from calcimg.errors import ConfigError
-from tests.phantoms import make_phantom
+from phantoms import make_phantom
 
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 
@@ -60,8 +60,9 @@ def test_region_maps_are_the_same_at_half_the_spacing() -> None:
 
 @pytest.mark.slow
 def test_rg3_marker_is_not_body_and_collimation_is_listed() -> None:
-    from calcimg.ingest import read_radiograph
     from tests.test_detect import rg3_path
+
+    from calcimg.ingest import read_radiograph
 
     rg = read_radiograph(rg3_path())
     amap = map_anatomy(rg, params=AnatomyParams())
