@@ -25,9 +25,11 @@ from calcimg.evaluation import finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
 
-def collect(folder: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int, list[int]]:
+def collect(
+    folder: Path, overrides: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int, list[int]]:
     """Features X, labels y, (image index, lesion index) hit per candidate, lesion count."""
-    cfg = load_config()
+    cfg = load_config(overrides=overrides)
     xs, ys, hits, n_les, img_of = [], [], [], 0, []
     for k, path in enumerate(sorted(folder.glob("*.dcm"))):
         truth = json.loads(path.with_suffix(".truth.json").read_text())
@@ -39,7 +41,9 @@ def collect(folder: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]
             ys_, xs_ = np.nonzero(particles)
             f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys_.mean(), bbox[1] + xs_.mean()]}
             hit = [
-                i for i, les in enumerate(lesions) if finding_hits_lesion(f, les, rg.pixel_spacing_mm)
+                i
+                for i, les in enumerate(lesions)
+                if finding_hits_lesion(f, les, rg.pixel_spacing_mm)
             ]
             xs.append([feats[n] for n in FEATURE_NAMES])
             ys.append(1 if hit else 0)
@@ -71,12 +75,15 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
+    ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
     ap.add_argument("--fp-per-image", type=float, default=0.2)
     a = ap.parse_args()
-    x, y, hits, n_les, img_of = collect(a.folder)
+    x, y, hits, n_les, img_of = collect(a.folder, a.set)
     n_img = len(list(a.folder.glob("*.dcm")))
     found_any = {h for hs in hits for h in hs}
-    print(f"{len(y)} candidates, {int(y.sum())} true; candidate lesion recall {len(found_any)}/{n_les}")
+    print(
+        f"{len(y)} candidates, {int(y.sum())} true; candidate lesion recall {len(found_any)}/{n_les}"
+    )
     w = fit(x, y)
     conf = 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
     best = 0.99
@@ -87,7 +94,9 @@ def main() -> None:
     kept = conf >= best
     rec = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
     fp = int((kept & (y == 0)).sum())
-    print(f"threshold {best:.2f}: lesion recall {len(rec)}/{n_les} = {len(rec) / max(n_les, 1):.3f}, FP/image {fp / n_img:.3f}")
+    print(
+        f"threshold {best:.2f}: lesion recall {len(rec)}/{n_les} = {len(rec) / max(n_les, 1):.3f}, FP/image {fp / n_img:.3f}"
+    )
     print("[detect]")
     print("confidence_weights = [" + ", ".join(f"{v:.4f}" for v in w) + "]")
     print(f"min_confidence = {best:.2f}")

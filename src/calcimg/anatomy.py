@@ -62,7 +62,7 @@ class AnatomyParams:
     collimation_flat: float = 0.02
     """An edge strip is collimated when its robust spread is below this fraction of the
     film's range and its level is above the body threshold."""
-    soft_level_mm: float = 50.0
+    soft_level_mm: float = 100.0
     """Disc diameter of the grey opening that estimates the soft-tissue level (wider than
     the widest bone)."""
     soft_level_grid_mm: float = 2.0
@@ -318,7 +318,11 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     resid = img - _soft_level(img, body, sp, p)
     vals = resid[body]
     spread = float(np.percentile(img[body], 99) - np.percentile(img[body], 1)) if vals.size else 0.0
-    t_bone = max(_otsu(vals) * p.bone_threshold_scale, p.bone_min_contrast * spread) if vals.size else 0.0
+    t_bone = (
+        max(_otsu(vals) * p.bone_threshold_scale, p.bone_min_contrast * spread)
+        if vals.size
+        else 0.0
+    )
     bone = body & (resid > t_bone) if spread > 0 else np.zeros_like(body)
     sat = (img >= p.foreign_frac) & ~collim
     if bone.any():
@@ -367,9 +371,13 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     joints: list[Joint] = []
     if bone.any() and p.joint_gap_mm > 0:
         n_b, lab_b = cv2.connectedComponents(bone.astype(np.uint8), connectivity=8)
-        closed = cv2.morphologyEx(bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.joint_gap_mm / sp)) > 0
+        closed = (
+            cv2.morphologyEx(bone.astype(np.uint8), cv2.MORPH_CLOSE, _disc(p.joint_gap_mm / sp)) > 0
+        )
         gap = closed & ~bone & body & ~foreign
-        n_g, lab_g, st_g, cen_g = cv2.connectedComponentsWithStats(gap.astype(np.uint8), connectivity=8)
+        n_g, lab_g, st_g, cen_g = cv2.connectedComponentsWithStats(
+            gap.astype(np.uint8), connectivity=8
+        )
         ring = cv2.dilate(lab_g.astype(np.float32), _disc(3)).astype(np.int32)
         for i in range(1, n_g):
             if st_g[i, cv2.CC_STAT_AREA] * px_area < 2.0:
@@ -435,4 +443,6 @@ def _collimation_confounder(
         min(shape[0], int(np.ceil((rows[-1] + 1) * fr))),
         min(shape[1], int(np.ceil((cols[-1] + 1) * fc))),
     )
-    return Confounder(kind="collimation", bbox=bbox, area_mm2=round(float(collim.sum()) * px_area, 1))
+    return Confounder(
+        kind="collimation", bbox=bbox, area_mm2=round(float(collim.sum()) * px_area, 1)
+    )

@@ -55,9 +55,9 @@ class DetectParams:
     """Spacing of the detection grid (films coarser than this keep theirs)."""
     presmooth_mm: float = 0.1
     """Gaussian sigma applied before the top-hat (noise suppression)."""
-    scales_mm: tuple[float, ...] = (2.0, 5.0, 12.0)
+    scales_mm: tuple[float, ...] = (1.5, 4.0)
     """Square opening sizes of the local background."""
-    scale_gains: tuple[float, ...] = (1.0, 0.8, 0.6)
+    scale_gains: tuple[float, ...] = (1.0, 1.0)
     """Weight of each scale's CNR (larger scales pick up more anatomy)."""
     coarse_from_mm: float = 4.0
     """Openings at this size or larger run on a grid of size/10 (speed)."""
@@ -72,7 +72,7 @@ class DetectParams:
     group_mm: float = 5.0
     """Particles closer than this are one finding."""
     min_area_mm2: float = 0.1
-    max_area_mm2: float = 2000.0
+    max_area_mm2: float = 5000.0
     max_rel_contrast: float = 2.0
     """Candidates denser than this many times the bone - soft-tissue contrast are metal
     or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
@@ -199,12 +199,19 @@ def cnr_map(
             f = max(1.0, (size_mm / 10.0) / sp)
             sh = (max(1, round(h / f)), max(1, round(w / f)))
             small = _resize(img, sh, cv2.INTER_AREA)
-            bg = _resize(_opening(small, max(1, int(round(size_mm / (sp * f))) | 1)), (h, w), cv2.INTER_LINEAR)
+            bg = _resize(
+                _opening(small, max(1, int(round(size_mm / (sp * f))) | 1)),
+                (h, w),
+                cv2.INTER_LINEAR,
+            )
         else:
             bg = _opening(img, max(1, int(round(size_mm / sp)) | 1))
         res = img - bg
-        med = float(np.median(res[soft])) if soft.any() else 0.0
-        cnr = (res - np.float32(med)) * np.float32(gain / sigma)
+        v = res[soft] if soft.any() else res.ravel()
+        med = float(np.median(v)) if v.size else 0.0
+        # the residual's own spread in soft tissue: larger scales keep more anatomy
+        s_scale = max(_robust_sigma(v), sigma)
+        cnr = (res - np.float32(med)) * np.float32(gain / s_scale)
         better = cnr > best
         best = np.where(better, cnr, best)
         best_res = np.where(better, res, best_res)
@@ -252,7 +259,9 @@ def candidates(
         return [], sp
     # group particles closer than group_mm
     k = max(1, int(round(p.group_mm / sp)) | 1)
-    grouped = cv2.dilate(parts.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    grouped = cv2.dilate(
+        parts.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    )
     ng, glab = cv2.connectedComponents(grouped, connectivity=8)
     glab = np.where(parts, glab, 0)
     soft_level = anatomy.soft_tissue_level
