@@ -13,12 +13,13 @@ threshold and the TOML lines for ``models/params.toml``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from calcimg.anatomy import map_anatomy
+from calcimg.anatomy import AnatomyMap, map_anatomy
 from calcimg.config import load_config
 from calcimg.detect import FEATURE_NAMES, candidates
 from calcimg.evaluation import finding_hits_lesion
@@ -26,7 +27,7 @@ from calcimg.ingest import read_radiograph
 
 
 def collect(
-    folder: Path, overrides: list[str]
+    folder: Path, overrides: list[str], truth_anatomy: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int, list[int]]:
     """Features X, labels y, (image index, lesion index) hit per candidate, lesion count."""
     cfg = load_config(overrides=overrides)
@@ -35,6 +36,8 @@ def collect(
         truth = json.loads(path.with_suffix(".truth.json").read_text())
         rg = read_radiograph(str(path))
         amap = map_anatomy(rg, params=cfg.anatomy)
+        if truth_anatomy:  # what the detector could do with a perfect anatomy map
+            amap = _truth_map(amap, path)
         found, _ = candidates(rg, amap, cfg.detect)
         lesions = truth["lesions"]
         for bbox, particles, feats in found:
@@ -51,6 +54,15 @@ def collect(
             img_of.append(k)
         n_les += len(lesions)
     return np.array(xs), np.array(ys), hits, n_les, img_of
+
+
+def _truth_map(amap: AnatomyMap, path: Path) -> AnatomyMap:
+    import cv2
+
+    labels = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
+    bone = labels == 2
+    dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5)
+    return dataclasses.replace(amap, labels=labels, distance_to_bone_mm=dist * np.float32(0.15))
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
@@ -76,9 +88,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
+    ap.add_argument("--truth-anatomy", action="store_true", help="use NAME.anatomy.png")
     ap.add_argument("--fp-per-image", type=float, default=0.2)
     a = ap.parse_args()
-    x, y, hits, n_les, img_of = collect(a.folder, a.set)
+    x, y, hits, n_les, img_of = collect(a.folder, a.set, a.truth_anatomy)
     n_img = len(list(a.folder.glob("*.dcm")))
     found_any = {h for hs in hits for h in hs}
     print(

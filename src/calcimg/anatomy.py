@@ -59,12 +59,16 @@ class AnatomyParams:
     """Spacing of the coarse analysis grid (films coarser than this keep theirs)."""
     body_min_area_mm2: float = 400.0
     """Smallest body part kept (smaller bright islands are markers or text)."""
-    collimation_flat: float = 0.02
-    """An edge strip is collimated when its robust spread is below this fraction of the
-    film's range and its level is above the body threshold."""
+    collimation_depth: float = 0.15
+    """Collimator edges are searched within this fraction of the film from each side."""
+    collimation_step: float = 0.05
+    """Smallest intensity drop (fraction of the film's range) at a collimator edge."""
     soft_level_mm: float = 100.0
     """Disc diameter of the grey opening that estimates the soft-tissue level (wider than
     the widest bone)."""
+    soft_poly_degree: int = 0
+    """Degree of the trimmed polynomial soft-tissue fit combined with the opening (0 =
+    off)."""
     soft_level_grid_mm: float = 2.0
     """Grid spacing for that opening (the level is smooth)."""
     bone_min_contrast: float = 0.08
@@ -90,8 +94,10 @@ class AnatomyParams:
     def __post_init__(self) -> None:
         check_range("anatomy.grid_mm", self.grid_mm, 0.05, 5.0)
         check_range("anatomy.body_min_area_mm2", self.body_min_area_mm2, 0.0, 1e9)
-        check_range("anatomy.collimation_flat", self.collimation_flat, 0.0, 1.0)
+        check_range("anatomy.collimation_depth", self.collimation_depth, 0.0, 0.5)
+        check_range("anatomy.collimation_step", self.collimation_step, 0.0, 1.0)
         check_range("anatomy.soft_level_mm", self.soft_level_mm, 1.0, 500.0)
+        check_range("anatomy.soft_poly_degree", self.soft_poly_degree, 0, 4)
         check_range("anatomy.soft_level_grid_mm", self.soft_level_grid_mm, 0.1, 20.0)
         check_range("anatomy.bone_min_contrast", self.bone_min_contrast, 0.0, 1.0)
         check_range("anatomy.bone_threshold_scale", self.bone_threshold_scale, 0.1, 10.0)
@@ -238,32 +244,51 @@ def _keep_large(mask: np.ndarray, min_px: float) -> np.ndarray:
 
 
 def _collimation(img: np.ndarray, body_t: float, p: AnatomyParams) -> np.ndarray:
-    """Unexposed film beyond the collimator blades: flat bright strips at the edges."""
+    """Unexposed film beyond the collimator blades (slightly rotated straight edges).
+
+    For each film side, segments along it are scanned inwards for the strongest drop
+    from a flat band brighter than air; a straight line through the segments' edges
+    bounds the collimated band.
+    """
     h, w = img.shape
     out = np.zeros((h, w), dtype=bool)
-    if h < 8 or w < 8:
+    if h < 16 or w < 16:
         return out
-    band = 2
-    strips = (
-        (slice(0, band), slice(None)),
-        (slice(h - band, h), slice(None)),
-        (slice(None), slice(0, band)),
-        (slice(None), slice(w - band, w)),
-    )
-    for sl in strips:
-        v = img[sl]
-        level = float(np.median(v))
-        spread = 1.4826 * float(np.median(np.abs(v - level)))
-        if level <= body_t or spread > p.collimation_flat:
+    for k in range(4):
+        view = np.rot90(img, k)
+        omask = np.rot90(out, k)
+        vh, vw = view.shape
+        depth = max(4, int(p.collimation_depth * vh))
+        nseg = 6
+        pts: list[tuple[float, int]] = []
+        for sgi in range(nseg):
+            c0, c1 = sgi * vw // nseg, (sgi + 1) * vw // nseg
+            prof = np.median(view[: depth + 3, c0:c1], axis=1)
+            best, edge = 0.0, 0
+            for r in range(2, depth):
+                drop = float(prof[max(0, r - 3) : r].mean() - prof[r : r + 3].mean())
+                if drop > best:
+                    best, edge = drop, r
+            if edge < 2 or best < p.collimation_step:
+                continue
+            band = view[:edge, c0:c1]
+            if float(band.mean()) <= body_t or float(band.std()) > 0.5 * best:
+                continue
+            pts.append(((c0 + c1) / 2.0, edge))
+        if len(pts) < max(2, nseg // 2):
             continue
-        near = np.abs(img - level) <= max(5.0 * spread, 0.01)
-        seed = np.zeros((h, w), dtype=bool)
-        seed[sl] = near[sl]
-        n, lab = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
-        ids = np.unique(lab[seed])
-        ids = ids[ids > 0]
-        if ids.size:
-            out |= np.isin(lab, ids)
+        xs = np.array([q[0] for q in pts])
+        ys = np.array([q[1] for q in pts], dtype=np.float64)
+        med = float(np.median(ys))
+        ok = np.abs(ys - med) <= max(3.0, 0.1 * vw * 0.05)
+        if ok.sum() >= 2 and np.ptp(xs[ok]) > 0:
+            slope, icpt = np.polyfit(xs[ok], ys[ok], 1)
+        else:
+            slope, icpt = 0.0, med
+        cols = np.arange(vw)
+        lim = np.clip(np.round(icpt + slope * cols), 0, vh).astype(int)
+        rows = np.arange(vh)[:, None]
+        omask |= rows < lim[None, :]
     return out
 
 
@@ -281,7 +306,32 @@ def _soft_level(img: np.ndarray, body: np.ndarray, sp: float, p: AnatomyParams) 
     ero = cv2.erode(np.where(b, small, hi).astype(np.float32), se)
     ero[~b] = 0.0
     lev = cv2.dilate(ero, se)
+    if p.soft_poly_degree > 0:
+        lev = np.maximum(lev, _poly_soft(small, b, p.soft_poly_degree))
     return _resize(lev, (h, w), cv2.INTER_LINEAR)
+
+
+def _poly_soft(small: np.ndarray, b: np.ndarray, degree: int) -> np.ndarray:
+    """Trimmed polynomial fit of the soft tissue: refit on the pixels below the fit, so
+    bone (bright outliers) stops pulling it up; follows broad thickness gradients
+    (pelvis, trunk) that an opening follows only down to its minimum."""
+    h, w = small.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    yy = yy / max(h - 1, 1) - 0.5
+    xx = xx / max(w - 1, 1) - 0.5
+    terms = [yy**i * xx**j for i in range(degree + 1) for j in range(degree + 1 - i)]
+    a = np.stack([t[b] for t in terms], axis=1)
+    v = small[b].astype(np.float64)
+    keep = np.ones(v.size, dtype=bool)
+    coef = np.zeros(len(terms))
+    for _ in range(6):
+        if keep.sum() < len(terms) * 4:
+            break
+        coef = np.linalg.lstsq(a[keep], v[keep], rcond=None)[0]
+        r = v - a @ coef
+        keep = r <= np.median(r[keep])
+    fit = sum(c * t for c, t in zip(coef, terms, strict=True))
+    return np.asarray(fit, dtype=np.float32)
 
 
 def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
