@@ -43,6 +43,9 @@ FEATURE_NAMES = (
     "edge_fraction",
     "rel_contrast",
     "elongation",
+    "log_area_sq",
+    "background_rel",
+    "fill",
 )
 """Features the confidence is a logistic function of (weights: bias first, then these)."""
 
@@ -80,7 +83,19 @@ class DetectParams:
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0, 0.0, 0.0)
+    confidence_weights: tuple[float, ...] = (
+        -6.0,
+        3.0,
+        0.0,
+        0.5,
+        0.0,
+        -2.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
     """Bias then one weight per :data:`FEATURE_NAMES` entry."""
 
     def __post_init__(self) -> None:
@@ -271,6 +286,7 @@ def candidates(
         if bone_level is not None and soft_level is not None
         else max(float(np.percentile(img, 99) - np.percentile(img, 50)), 1e-3)
     )
+    ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found = []
     slices = _find_objects(glab, ng)
     fr, fc = shape[0] / h, shape[1] / w
@@ -306,6 +322,11 @@ def candidates(
             "edge_fraction": float(near_bone.mean()),
             "rel_contrast": float(res[sl][m].max() / bone_contrast),
             "elongation": float(min(elong, 20.0)),
+            "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
+            # local background relative to soft tissue (0) and bone (1): candidates on a
+            # bone-level background are bone texture the anatomy map missed
+            "background_rel": float((np.median((img - res)[sl][m]) - ref_soft) / bone_contrast),
+            "fill": float(npx / max(m.size, 1)),
         }
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
