@@ -95,7 +95,8 @@ def main() -> None:
     n_img = len(list(a.folder.glob("*.dcm")))
     found_any = {h for hs in hits for h in hs}
     print(
-        f"{len(y)} candidates, {int(y.sum())} true; candidate lesion recall {len(found_any)}/{n_les}"
+        f"{len(y)} candidates, {int(y.sum())} true; "
+        f"candidate lesion recall {len(found_any)}/{n_les}"
     )
     w = fit(x, y)
     conf = 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
@@ -108,7 +109,8 @@ def main() -> None:
     rec = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
     fp = int((kept & (y == 0)).sum())
     print(
-        f"threshold {best:.2f}: lesion recall {len(rec)}/{n_les} = {len(rec) / max(n_les, 1):.3f}, FP/image {fp / n_img:.3f}"
+        f"threshold {best:.2f}: lesion recall {len(rec)}/{n_les} = "
+        f"{len(rec) / max(n_les, 1):.3f}, FP/image {fp / n_img:.3f}"
     )
     print("[detect]")
     print("confidence_weights = [" + ", ".join(f"{v:.4f}" for v in w) + "]")

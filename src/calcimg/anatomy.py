@@ -69,6 +69,8 @@ class AnatomyParams:
     soft_poly_degree: int = 0
     """Degree of the trimmed polynomial soft-tissue fit combined with the opening (0 =
     off)."""
+    skin_mm: float = 0.0
+    """Rim of the body left out of the soft-tissue level (the skin thins to air)."""
     soft_level_grid_mm: float = 2.0
     """Grid spacing for that opening (the level is smooth)."""
     bone_min_contrast: float = 0.08
@@ -77,6 +79,8 @@ class AnatomyParams:
     bone_threshold_scale: float = 1.0
     """Multiplier on the Otsu threshold of the residual (lower = more bone)."""
     bone_min_area_mm2: float = 150.0
+    bone_hole_max_mm2: float = 1e9
+    """Holes in bone up to this area are filled (bone); larger ones stay soft tissue."""
     cortex_mm: float = 1.5
     joint_gap_mm: float = 8.0
     """Largest gap between two bones that is a joint space."""
@@ -98,10 +102,12 @@ class AnatomyParams:
         check_range("anatomy.collimation_step", self.collimation_step, 0.0, 1.0)
         check_range("anatomy.soft_level_mm", self.soft_level_mm, 1.0, 500.0)
         check_range("anatomy.soft_poly_degree", self.soft_poly_degree, 0, 4)
+        check_range("anatomy.skin_mm", self.skin_mm, 0.0, 100.0)
         check_range("anatomy.soft_level_grid_mm", self.soft_level_grid_mm, 0.1, 20.0)
         check_range("anatomy.bone_min_contrast", self.bone_min_contrast, 0.0, 1.0)
         check_range("anatomy.bone_threshold_scale", self.bone_threshold_scale, 0.1, 10.0)
         check_range("anatomy.bone_min_area_mm2", self.bone_min_area_mm2, 0.0, 1e9)
+        check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
         check_range("anatomy.foreign_frac", self.foreign_frac, 0.0, 1.0)
@@ -234,6 +240,15 @@ def _otsu3_low(values: np.ndarray) -> float:
     return t
 
 
+def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
+    """Fill holes of at most ``max_px`` pixels (medullary pockets), not larger gaps
+    (joint spaces enclosed by overlapping bones)."""
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    if not holes.any():
+        return mask
+    return mask | _keep_large(holes, 0.0) & ~_keep_large(holes, max_px + 1)
+
+
 def _keep_large(mask: np.ndarray, min_px: float) -> np.ndarray:
     n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n <= 1:
@@ -303,7 +318,14 @@ def _soft_level(img: np.ndarray, body: np.ndarray, sp: float, p: AnatomyParams) 
         return np.zeros_like(img)
     se = _disc(p.soft_level_mm / (sp * f))
     hi = np.float32(small[b].max())
-    ero = cv2.erode(np.where(b, small, hi).astype(np.float32), se)
+    # the skin rim thins to air level; leave it out of the minimum so the level is that
+    # of the soft tissue proper
+    inner = b
+    if p.skin_mm > 0:
+        inner = cv2.erode(b.astype(np.uint8), _disc(2 * p.skin_mm / (sp * f) + 1)) > 0
+        if not inner.any():
+            inner = b
+    ero = cv2.erode(np.where(inner, small, hi).astype(np.float32), se)
     ero[~b] = 0.0
     lev = cv2.dilate(ero, se)
     if p.soft_poly_degree > 0:
@@ -375,8 +397,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     )
     bone = body & (resid > t_bone) if spread > 0 else np.zeros_like(body)
     sat = (img >= p.foreign_frac) & ~collim
-    if bone.any():
-        bvals = img[bone]
+    big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
+    if big.any():
+        bvals = img[big]
         soft_vals = img[body & ~bone]
         soft_level = float(np.median(soft_vals)) if soft_vals.size else float(np.median(bvals))
         b995 = float(np.percentile(bvals, 99.5))
@@ -395,7 +418,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         x, y, bw, bh = (int(v) for v in st_f[i, :4])
         extent = max(bw, bh) * sp
         inside = bool(body[min(y + bh // 2, h - 1), min(x + bw // 2, w - 1)])
-        kind = "marker" if extent <= p.text_max_mm and (not inside or area < 60.0) else "metal"
+        kind = "marker" if extent <= p.text_max_mm and not inside else "metal"
         bbox = (
             int(y * fr),
             int(x * fc),
@@ -412,7 +435,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     # --- bone ---
     bone &= ~foreign
     bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
-    bone = ndimage.binary_fill_holes(bone) & body
+    bone = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
     cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
 
     # --- joint spaces: narrow gaps closed between two different bones ---

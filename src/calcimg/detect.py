@@ -33,7 +33,7 @@ from calcimg.anatomy import AnatomyMap, Region
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
 
-__all__ = ["FEATURE_NAMES", "Detection", "DetectParams", "Detections", "detect"]
+__all__ = ["FEATURE_NAMES", "DetectParams", "Detection", "Detections", "detect"]
 
 FEATURE_NAMES = (
     "log_cnr_max",
