@@ -57,6 +57,9 @@ class AnatomyParams:
 
     grid_mm: float = 0.5
     """Spacing of the coarse analysis grid (films coarser than this keep theirs)."""
+    air_gap: float = 0.1
+    """Air is darker than the body by at least this fraction of the film's range (else
+    the film has no air)."""
     body_min_area_mm2: float = 400.0
     """Smallest body part kept (smaller bright islands are markers or text)."""
     collimation_depth: float = 0.15
@@ -97,6 +100,7 @@ class AnatomyParams:
 
     def __post_init__(self) -> None:
         check_range("anatomy.grid_mm", self.grid_mm, 0.05, 5.0)
+        check_range("anatomy.air_gap", self.air_gap, 0.0, 1.0)
         check_range("anatomy.body_min_area_mm2", self.body_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.collimation_depth", self.collimation_depth, 0.0, 0.5)
         check_range("anatomy.collimation_step", self.collimation_step, 0.0, 1.0)
@@ -381,9 +385,21 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
 
     # --- body: above air, not collimation ---
     body_t = _otsu3_low(img)
+    lo_v, hi_v = float(img.min(initial=0.0)), float(img.max(initial=0.0))
+    air, rest = img[img <= body_t], img[img > body_t]
+    if (
+        air.size
+        and rest.size
+        and (float(np.median(rest)) - float(np.median(air)) < p.air_gap * (hi_v - lo_v))
+    ):
+        # no air on the film: the lowest Otsu class is only the noise of the tissue
+        body_t = lo_v - 1.0
     collim = _collimation(img, body_t, p)
     body = (img > body_t) & ~collim
-    body = _keep_large(body, p.body_min_area_mm2 / px_area)
+    body = _keep_large(body, min(p.body_min_area_mm2 / px_area, 0.25 * h * w))
+    if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
+        # only small bright islands above the threshold: the film is all tissue
+        body = ~collim
     body = ndimage.binary_fill_holes(body) & ~collim
 
     # --- foreign: near saturation or denser than the dense end of bone ---

@@ -76,7 +76,7 @@ class DetectParams:
     """Particles closer than this are one finding."""
     min_area_mm2: float = 0.1
     max_area_mm2: float = 5000.0
-    max_rel_contrast: float = 2.0
+    max_rel_contrast: float = 1.2
     """Candidates denser than this many times the bone - soft-tissue contrast are metal
     or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
     tissue and cortex)."""
