@@ -46,6 +46,7 @@ FEATURE_NAMES = (
     "log_area_sq",
     "background_rel",
     "fill",
+    "texture_density",
 )
 """Features the confidence is a logistic function of (weights: bias first, then these)."""
 
@@ -70,12 +71,17 @@ class DetectParams:
     grow_cnr: float = 2.5
     bone_margin_mm: float = 0.6
     """Band outside bone (not in joint spaces) where candidates are not looked for."""
+    border_margin_mm: float = 1.5
+    """Band along the film's border and along background (collimator edges, skin line)
+    where candidates are not looked for."""
     edge_band_mm: float = 1.5
     """A particle pixel this close to bone counts as on the bone edge."""
     group_mm: float = 5.0
     """Particles closer than this are one finding."""
     min_area_mm2: float = 0.1
     max_area_mm2: float = 5000.0
+    texture_mm: float = 15.0
+    """Window of the neighbourhood-busyness feature."""
     max_rel_contrast: float = 1.2
     """Candidates denser than this many times the bone - soft-tissue contrast are metal
     or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
@@ -83,19 +89,7 @@ class DetectParams:
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (
-        -6.0,
-        3.0,
-        0.0,
-        0.5,
-        0.0,
-        -2.0,
-        0.0,
-        0.0,
-        0.0,
-        0.0,
-        0.0,
-    )
+    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 6
     """Bias then one weight per :data:`FEATURE_NAMES` entry."""
 
     def __post_init__(self) -> None:
@@ -115,10 +109,12 @@ class DetectParams:
         check_range("detect.seed_cnr", self.seed_cnr, 0.5, 100.0)
         check_range("detect.grow_cnr", self.grow_cnr, 0.0, self.seed_cnr)
         check_range("detect.bone_margin_mm", self.bone_margin_mm, 0.0, 20.0)
+        check_range("detect.border_margin_mm", self.border_margin_mm, 0.0, 50.0)
         check_range("detect.edge_band_mm", self.edge_band_mm, 0.0, 20.0)
         check_range("detect.group_mm", self.group_mm, 0.0, 100.0)
         check_range("detect.min_area_mm2", self.min_area_mm2, 0.0, 1e9)
         check_range("detect.max_area_mm2", self.max_area_mm2, 0.0, 1e9)
+        check_range("detect.texture_mm", self.texture_mm, 1.0, 200.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
@@ -258,10 +254,25 @@ def candidates(
     soft = labels == Region.SOFT_TISSUE
     joint = labels == Region.JOINT_SPACE
     allowed = (soft & (dist > p.bone_margin_mm)) | joint
+    # collimator edges and the film's border give step responses: keep off them
+    mb = int(round(p.border_margin_mm / sp))
+    if mb > 0:
+        outside = (labels == Region.BACKGROUND).astype(np.uint8)
+        allowed &= cv2.dilate(outside, np.ones((2 * mb + 1, 2 * mb + 1), np.uint8)) == 0
+        allowed[:mb, :] = False
+        allowed[-mb:, :] = False
+        allowed[:, :mb] = False
+        allowed[:, -mb:] = False
     if not allowed.any():
         return [], sp
     cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)
     grow = (cnr >= p.grow_cnr) & allowed
+    # how busy the neighbourhood is: bone texture the anatomy map missed, skin folds and
+    # noisy regions give many responses around a candidate, a calcification few
+    kt = max(3, int(round(p.texture_mm / sp)) | 1)
+    busy = cv2.boxFilter(
+        ((cnr >= p.grow_cnr) & (labels > 0)).astype(np.float32), -1, (kt, kt), normalize=False
+    )
     n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
     if n <= 1:
         return [], sp
@@ -327,6 +338,13 @@ def candidates(
             # bone-level background are bone texture the anatomy map missed
             "background_rel": float((np.median((img - res)[sl][m]) - ref_soft) / bone_contrast),
             "fill": float(npx / max(m.size, 1)),
+            "texture_density": float(
+                max(
+                    float(busy[int(ys.mean()) + sl[0].start, int(xs.mean()) + sl[1].start]) - npx,
+                    0.0,
+                )
+                / (kt * kt)
+            ),
         }
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
