@@ -63,12 +63,14 @@ class DetectParams:
     """Square opening sizes of the local background."""
     scale_gains: tuple[float, ...] = (1.0, 1.0)
     """Weight of each scale's CNR (larger scales pick up more anatomy)."""
+    scale_smooth_mm: tuple[float, ...] = (0.0, 0.0)
+    """Gaussian sigma applied to each scale's residual (larger = fainter, larger objects)."""
     coarse_from_mm: float = 4.0
     """Openings at this size or larger run on a grid of size/10 (speed)."""
     noise_mm: float = 1.0
     """Gaussian sigma of the high-pass whose robust spread is the pixel noise."""
-    seed_cnr: float = 5.0
-    grow_cnr: float = 2.5
+    seed_cnr: float = 6.0
+    grow_cnr: float = 3.0
     bone_margin_mm: float = 0.6
     """Band outside bone (not in joint spaces) where candidates are not looked for."""
     border_margin_mm: float = 1.5
@@ -95,12 +97,17 @@ class DetectParams:
     def __post_init__(self) -> None:
         check_range("detect.grid_mm", self.grid_mm, 0.02, 2.0)
         check_range("detect.presmooth_mm", self.presmooth_mm, 0.0, 5.0)
-        if not self.scales_mm or len(self.scale_gains) != len(self.scales_mm):
+        if (
+            not self.scales_mm
+            or len(self.scale_gains) != len(self.scales_mm)
+            or len(self.scale_smooth_mm) != len(self.scales_mm)
+        ):
             from calcimg.errors import ConfigError
 
             raise ConfigError(
-                f"detect.scale_gains: expected one gain per scale ({len(self.scales_mm)}), "
-                f"found {len(self.scale_gains)}"
+                f"detect.scale_gains, scale_smooth_mm: expected one value per scale "
+                f"({len(self.scales_mm)}), found {len(self.scale_gains)}, "
+                f"{len(self.scale_smooth_mm)}"
             )
         for s in self.scales_mm:
             check_range("detect.scales_mm", s, 0.2, 100.0)
@@ -205,7 +212,7 @@ def cnr_map(
     sigma = max(sigma, 1e-6)
     best = np.full((h, w), -np.inf, dtype=np.float32)
     best_res = np.zeros((h, w), dtype=np.float32)
-    for size_mm, gain in zip(p.scales_mm, p.scale_gains, strict=True):
+    for size_mm, gain, smooth_mm in zip(p.scales_mm, p.scale_gains, p.scale_smooth_mm, strict=True):
         if size_mm >= p.coarse_from_mm:
             f = max(1.0, (size_mm / 10.0) / sp)
             sh = (max(1, round(h / f)), max(1, round(w / f)))
@@ -218,6 +225,8 @@ def cnr_map(
         else:
             bg = _opening(img, max(1, int(round(size_mm / sp)) | 1))
         res = img - bg
+        if smooth_mm > 0:  # matched to larger, fainter objects (amorphous clumps)
+            res = cv2.GaussianBlur(res, (0, 0), smooth_mm / sp)
         v = res[soft] if soft.any() else res.ravel()
         med = float(np.median(v)) if v.size else 0.0
         # the residual's own spread in soft tissue: larger scales keep more anatomy
