@@ -164,7 +164,7 @@ def test_rg3_no_finding_on_marker_or_bone_lesion() -> None:
         ({"seed_cnr": -1.0}, r"detect\.seed_cnr = -1\.0 is out of range"),
         ({"grow_cnr": 6.0, "seed_cnr": 5.0}, r"detect\.grow_cnr = 6\.0 is out of range"),
         ({"min_confidence": 1.5}, r"detect\.min_confidence = 1\.5 is out of range"),
-        ({"confidence_weights": (1.0, 2.0)}, r"confidence_weights: expected 11 values"),
+        ({"confidence_weights": (1.0, 2.0)}, r"confidence_weights: expected \d+ values"),
     ],
     ids=["negative-cnr", "grow-above-seed", "confidence-above-one", "weights-length"],
 )
