@@ -1,162 +1,136 @@
-"""Detection: candidate soft-tissue calcifications grouped into findings.
+"""Candidate calcification detection in soft tissue.
 
-Stage 3 of the pipeline. ``detect`` takes a radiograph and its anatomy map and returns
-:class:`Detections`: each a group of particles (a speckled field or a tram-track is one
-finding) with its pixel mask and a detection confidence in [0, 1].
+Stage 3 of the pipeline. ``detect`` finds small structures denser than their local
+background in soft tissue and joint spaces and groups nearby particles into findings.
 
-Method (sizes in mm, intensities in units of the local noise):
+Method (sizes in mm, thresholds in units of the film's own noise):
 
-1. Candidates: white top-hats of the analysis-grid image at three scales (particles
-   and lines, ``fine_se_mm`` on the analysis grid; phleboliths and globules,
-   ``medium_se_mm`` on a ``medium_spacing_mm`` grid; clumps and masses, ``coarse_se_mm``
-   on a ``coarse_spacing_mm`` grid). A top-hat keeps bright structures narrower than its
-   structuring element and is zero on a step edge, so the skin line and the flanks of
-   bones do not respond. Each response is turned into a contrast-to-noise ratio (CNR)
-   with its own robust median and MAD over soft tissue, modulated by the local pixel
-   noise; the candidate map is the maximum CNR over scales.
-2. Candidates are restricted to soft tissue more than ``bone_margin_mm`` from bone, plus
-   the joint spaces (chondral lines), never foreign objects or background. Particles are
-   hysteresis components (``grow_cnr`` around a peak of at least ``particle_cnr``).
-3. False-positive reduction on measured features: size, shape, and the relation to bone
-   margins. Cortical bone edges and overlapping bone margins are the main source of false
-   positives (``DOMAIN.md``, "Confounders"): a thin particle lying along the bone surface
-   (all of it within ``hug_distance_mm``, elongated, at a near-constant distance) is
-   dropped unless it lies inside a joint space, where it is the chondral-line pattern.
-4. Grouping: particles within ``group_distance_mm`` of each other form one finding
-   (single linkage through a dilated mask), so a speckled field, a tram-track or a
-   cluster of loose bodies is one finding (``DOMAIN.md``, mammography cluster rule).
-5. Confidence: a logistic function of the finding's features (``confidence_weights``
-   over ``CONFIDENCE_FEATURES``, fitted on generated tuning data by
-   ``scripts/tune_detect.py``); findings under ``min_confidence`` are dropped.
-6. Particles are delineated at the native resolution inside each finding's box.
+1. The normalised film is resampled to a detection grid (``grid_mm``; films coarser
+   than that keep their spacing) and lightly smoothed (``presmooth_mm``).
+2. Local background: grey openings with square structuring elements at a few scales
+   (``scales_mm``; larger ones on a coarser grid and upsampled). The residual (a white
+   top-hat) of each scale is divided by the pixel noise (robust sigma of a high-pass
+   inside soft tissue) after removing the residual's own median there; the contrast-to-
+   noise map (CNR) is the maximum over scales, each scale scaled by its gain.
+3. Particles: hysteresis (seeds above ``seed_cnr`` grown down to ``grow_cnr``) inside
+   soft tissue and joint spaces, excluding foreign bodies and a thin band along bone
+   edges outside joint spaces (the cortex edge gives top-hat responses).
+4. Findings: particles within ``group_mm`` of each other are one finding (a tram
+   track's two walls, a speckled field).
+5. Confidence: a logistic function of measured features (weights fitted on the tune set
+   by ``scripts/tune_detect2.py``); findings below ``min_confidence`` are dropped.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from calcimg.anatomy import (
-    AnalysisGrid,
-    AnatomyMap,
-    AnatomyParams,
-    Region,
-    map_anatomy,
-)
-from calcimg.errors import ConfigError
+from calcimg.anatomy import AnatomyMap, Region
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
 
-__all__ = [
-    "CONFIDENCE_FEATURES",
-    "DetectParams",
-    "Detection",
-    "Detections",
-    "candidate_features",
-    "detect",
-]
+__all__ = ["FEATURE_NAMES", "DetectParams", "Detection", "Detections", "detect"]
 
-CONFIDENCE_FEATURES = (
+FEATURE_NAMES = (
     "log_cnr_max",
-    "log_n_particles",
+    "log_cnr_mean",
     "log_area_mm2",
-    "hug_fraction",
-    "elongation_max",
-    "log_n_strong",
-    "denser_than_cortex",
+    "log_n_particles",
+    "edge_fraction",
+    "rel_contrast",
+    "elongation",
+    "log_area_sq",
+    "background_rel",
+    "fill",
+    "texture_density",
 )
-"""Features of a finding, in the order of ``DetectParams.confidence_weights[1:]``."""
+"""Features the confidence is a logistic function of (weights: bias first, then these)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DetectParams:
-    """Parameters of :func:`detect` (section ``[detect]``).
+    """Parameters of :func:`detect` (section ``[detect]``); sizes in mm."""
 
-    Sizes in mm; CNR thresholds in units of the local noise of each scale's response.
-    """
-
-    fine_se_mm: float = 2.5
-    """Top-hat structuring element (diameter) for particles and lines."""
-    medium_se_mm: float = 8.0
-    """Top-hat structuring element for phleboliths and globules."""
-    medium_spacing_mm: float = 0.5
-    coarse_se_mm: float = 30.0
-    """Top-hat structuring element for clumps and masses."""
-    coarse_spacing_mm: float = 1.0
-    medium_gain: float = 1.5
-    coarse_gain: float = 2.0
-    """Weights of the medium and coarse scales' CNR against the fine scale's."""
-    presmooth_mm: float = 0.2
-    """Gaussian sigma applied before the fine top-hat (noise suppression)."""
-    edge_margin_mm: float = 3.0
-    """No findings within this of the film's edge."""
-    quiet_margin_mm: float = 3.0
-    """Noise is measured in soft tissue at least this far from bone and skin."""
-    particle_cnr: float = 6.5
-    """A particle's peak CNR must reach this."""
+    grid_mm: float = 0.2
+    """Spacing of the detection grid (films coarser than this keep theirs)."""
+    presmooth_mm: float = 0.1
+    """Gaussian sigma applied before the top-hat (noise suppression)."""
+    scales_mm: tuple[float, ...] = (1.5, 4.0)
+    """Square opening sizes of the local background."""
+    scale_gains: tuple[float, ...] = (1.0, 1.0)
+    """Weight of each scale's CNR (larger scales pick up more anatomy)."""
+    scale_smooth_mm: tuple[float, ...] = (0.0, 0.0)
+    """Gaussian sigma applied to each scale's residual (larger = fainter, larger objects)."""
+    coarse_from_mm: float = 4.0
+    """Openings at this size or larger run on a grid of size/10 (speed)."""
+    noise_mm: float = 1.0
+    """Gaussian sigma of the high-pass whose robust spread is the pixel noise."""
+    seed_cnr: float = 6.0
     grow_cnr: float = 3.0
-    """Particles extend over pixels with at least this CNR."""
-    min_particle_mm2: float = 0.2
-    max_finding_mm2: float = 8000.0
-    bone_margin_mm: float = 1.5
-    """Outside joint spaces, candidate pixels are at least this far from bone."""
-    hug_distance_mm: float = 2.5
-    hug_elongation: float = 2.5
-    hug_spread: float = 0.35
-    """A particle hugs the cortex when (max - min) distance to bone < hug_spread * length."""
-    group_distance_mm: float = 3.0
-    large_area_mm2: float = 100.0
-    large_min_density: float = 0.3
-    """Findings larger than ``large_area_mm2`` need a peak contrast of at least this
-    fraction of the bone-over-soft-tissue contrast."""
-    wall_ring_mm: float = 2.0
-    walled_fraction: float = 0.5
-    """Findings whose surrounding ``wall_ring_mm`` ring is more than this much bone are
-    dropped: bone interiors the anatomy map missed."""
+    bone_margin_mm: float = 0.6
+    """Band outside bone (not in joint spaces) where candidates are not looked for."""
+    border_margin_mm: float = 1.5
+    """Band along the film's border and along background (collimator edges, skin line)
+    where candidates are not looked for."""
+    edge_band_mm: float = 1.5
+    """A particle pixel this close to bone counts as on the bone edge."""
+    group_mm: float = 5.0
+    """Particles closer than this are one finding."""
+    min_area_mm2: float = 0.1
+    max_area_mm2: float = 5000.0
+    texture_mm: float = 15.0
+    """Window of the neighbourhood-busyness feature."""
+    max_rel_contrast: float = 1.2
+    """Candidates denser than this many times the bone - soft-tissue contrast are metal
+    or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
+    tissue and cortex)."""
+    max_candidates: int = 300
+    """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-9.2, 4.0, 1.0, 0.0, -3.0, 0.0, 0.5, -2.0)
-    """Intercept then one weight per :data:`CONFIDENCE_FEATURES` entry."""
+    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 6
+    """Bias then one weight per :data:`FEATURE_NAMES` entry."""
 
     def __post_init__(self) -> None:
-        q = "detect."
-        check_range(q + "fine_se_mm", self.fine_se_mm, 0.3, 20.0)
-        check_range(q + "medium_se_mm", self.medium_se_mm, 1.0, 50.0)
-        check_range(q + "medium_spacing_mm", self.medium_spacing_mm, 0.05, 2.0)
-        check_range(q + "coarse_se_mm", self.coarse_se_mm, 2.0, 200.0)
-        check_range(q + "coarse_spacing_mm", self.coarse_spacing_mm, 0.1, 5.0)
-        check_range(q + "medium_gain", self.medium_gain, 0.1, 10.0)
-        check_range(q + "coarse_gain", self.coarse_gain, 0.1, 10.0)
-        check_range(q + "presmooth_mm", self.presmooth_mm, 0.0, 2.0)
-        check_range(q + "edge_margin_mm", self.edge_margin_mm, 0.0, 50.0)
-        check_range(q + "quiet_margin_mm", self.quiet_margin_mm, 0.0, 50.0)
-        check_range(q + "particle_cnr", self.particle_cnr, 0.0, 100.0)
-        check_range(q + "grow_cnr", self.grow_cnr, 0.0, 100.0)
-        if self.grow_cnr > self.particle_cnr:
+        check_range("detect.grid_mm", self.grid_mm, 0.02, 2.0)
+        check_range("detect.presmooth_mm", self.presmooth_mm, 0.0, 5.0)
+        if (
+            not self.scales_mm
+            or len(self.scale_gains) != len(self.scales_mm)
+            or len(self.scale_smooth_mm) != len(self.scales_mm)
+        ):
+            from calcimg.errors import ConfigError
+
             raise ConfigError(
-                f"parameter detect.grow_cnr = {self.grow_cnr!r} exceeds detect.particle_cnr = "
-                f"{self.particle_cnr!r}; expected grow_cnr <= particle_cnr (hysteresis)"
+                f"detect.scale_gains, scale_smooth_mm: expected one value per scale "
+                f"({len(self.scales_mm)}), found {len(self.scale_gains)}, "
+                f"{len(self.scale_smooth_mm)}"
             )
-        check_range(q + "min_particle_mm2", self.min_particle_mm2, 0.0, 100.0)
-        check_range(q + "max_finding_mm2", self.max_finding_mm2, 1.0, 1e6)
-        check_range(q + "bone_margin_mm", self.bone_margin_mm, 0.0, 20.0)
-        check_range(q + "hug_distance_mm", self.hug_distance_mm, 0.0, 20.0)
-        check_range(q + "hug_elongation", self.hug_elongation, 1.0, 100.0)
-        check_range(q + "hug_spread", self.hug_spread, 0.0, 10.0)
-        check_range(q + "large_area_mm2", self.large_area_mm2, 0.0, 1e6)
-        check_range(q + "large_min_density", self.large_min_density, 0.0, 10.0)
-        check_range(q + "wall_ring_mm", self.wall_ring_mm, 0.1, 20.0)
-        check_range(q + "walled_fraction", self.walled_fraction, 0.0, 1.0)
-        check_range(q + "group_distance_mm", self.group_distance_mm, 0.0, 100.0)
-        check_range(q + "min_confidence", self.min_confidence, 0.0, 1.0)
-        n = len(CONFIDENCE_FEATURES) + 1
-        if len(self.confidence_weights) != n:
+        for s in self.scales_mm:
+            check_range("detect.scales_mm", s, 0.2, 100.0)
+        check_range("detect.coarse_from_mm", self.coarse_from_mm, 0.0, 1e9)
+        check_range("detect.noise_mm", self.noise_mm, 0.1, 20.0)
+        check_range("detect.seed_cnr", self.seed_cnr, 0.5, 100.0)
+        check_range("detect.grow_cnr", self.grow_cnr, 0.0, self.seed_cnr)
+        check_range("detect.bone_margin_mm", self.bone_margin_mm, 0.0, 20.0)
+        check_range("detect.border_margin_mm", self.border_margin_mm, 0.0, 50.0)
+        check_range("detect.edge_band_mm", self.edge_band_mm, 0.0, 20.0)
+        check_range("detect.group_mm", self.group_mm, 0.0, 100.0)
+        check_range("detect.min_area_mm2", self.min_area_mm2, 0.0, 1e9)
+        check_range("detect.max_area_mm2", self.max_area_mm2, 0.0, 1e9)
+        check_range("detect.texture_mm", self.texture_mm, 1.0, 200.0)
+        check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
+        check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
+        check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
+        if len(self.confidence_weights) != len(FEATURE_NAMES) + 1:
+            from calcimg.errors import ConfigError
+
             raise ConfigError(
-                f"parameter detect.confidence_weights has {len(self.confidence_weights)} values; "
-                f"expected {n} (intercept, then {', '.join(CONFIDENCE_FEATURES)})"
+                f"detect.confidence_weights: expected {len(FEATURE_NAMES) + 1} values "
+                f"(bias, {', '.join(FEATURE_NAMES)}), found {len(self.confidence_weights)}"
             )
 
 
@@ -202,378 +176,230 @@ class Detections:
     n_candidates: int = 0
 
 
-def _disc(diameter_px: float) -> np.ndarray:
-    r = max(1, round(diameter_px / 2.0))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-
-
 def _resize(img: np.ndarray, shape: tuple[int, int], interp: int) -> np.ndarray:
-    if img.shape == shape:
+    h, w = shape
+    if img.shape == (h, w):
         return img
-    return cv2.resize(img, (shape[1], shape[0]), interpolation=interp)
+    return cv2.resize(img, (w, h), interpolation=interp)
 
 
-@functools.lru_cache(maxsize=32)
-def _white_noise_tophat(se_px: int, presmooth_px: float) -> float:
-    """Robust sigma of the top-hat of unit white noise (a floor for the noise scale)."""
-    rng = np.random.default_rng(12345)
-    noise = rng.standard_normal((192, 192)).astype(np.float32)
-    if presmooth_px >= 0.3:
-        noise = cv2.GaussianBlur(noise, (0, 0), presmooth_px).astype(np.float32)
-    th = cv2.morphologyEx(noise, cv2.MORPH_TOPHAT, _disc(se_px))
-    med = float(np.median(th))
-    return float(np.median(np.abs(th - med))) * 1.4826
+def _opening(img: np.ndarray, size_px: int) -> np.ndarray:
+    k = np.ones((size_px, size_px), np.uint8)
+    return cv2.dilate(cv2.erode(img, k), k)
 
 
-def _scale_cnr(
-    grid: AnalysisGrid,
-    quiet: np.ndarray,
-    *,
-    se_mm: float,
-    spacing_mm: float,
-    presmooth_mm: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """CNR and top-hat (normalised units) of one scale, on the analysis grid.
+def _robust_sigma(v: np.ndarray) -> float:
+    if v.size < 10:
+        return 0.0
+    med = float(np.median(v))
+    return 1.4826 * float(np.median(np.abs(v - med)))
 
-    The top-hat's noise is its RMS (clipped at three RMS) over quiet soft tissue
-    (away from bone and skin), so that correlated detector noise and fine anatomical
-    clutter are accounted for; it is never taken below the spread the same top-hat
-    gives on white noise of the measured pixel noise (quantised, noise-free films). The
-    local pixel-noise map modulates it (thicker parts of a film are noisier).
+
+def cnr_map(
+    img: np.ndarray, soft: np.ndarray, sp: float, params: DetectParams
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Contrast-to-noise map of bright local structures (max over scales).
+
+    Returns (cnr, residual of the best scale, noise sigma), all on ``img``'s grid.
     """
-    img = grid.image
+    p = params
     h, w = img.shape
-    sp = grid.spacing_mm
-    if spacing_mm > sp * 1.2:
-        shape = (max(8, round(h * sp / spacing_mm)), max(8, round(w * sp / spacing_mm)))
-        work = _resize(img, shape, cv2.INTER_AREA)
-        wquiet = _resize(quiet.astype(np.uint8), shape, cv2.INTER_NEAREST).astype(bool)
-        wsp = h * sp / shape[0]
-        noise = _resize(grid.noise, shape, cv2.INTER_AREA) * np.float32(sp / wsp)
-    else:
-        work, wquiet, wsp, noise = img, quiet, sp, grid.noise
-    pre_px = presmooth_mm / wsp
-    if pre_px >= 0.3:
-        work = cv2.GaussianBlur(work, (0, 0), pre_px)
-    se_px = max(3, round(se_mm / wsp))
-    # outside the body the film is set bright, so that the structuring element may reach
-    # over the skin line: a finger narrower than the element is not a "bright structure"
-    outside = _resize(
-        (grid.labels == np.uint8(Region.BACKGROUND)).astype(np.uint8), work.shape, cv2.INTER_NEAREST
-    ).astype(bool)
-    se = _disc(se_px)
-    if outside.any():
-        hi, lo = np.float32(work.max() + 1.0), np.float32(work.min() - 1.0)
-        eroded = cv2.erode(np.where(outside, hi, work).astype(np.float32), se)
-        opened = cv2.dilate(np.where(outside, lo, eroded).astype(np.float32), se)
-        tophat = np.where(outside, np.float32(0.0), work - opened).astype(np.float32)
-    else:
-        tophat = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se).astype(np.float32)
-    step = max(1, int(np.sqrt(wquiet.size / 250_000)))
-    sample = tophat[::step, ::step][wquiet[::step, ::step]]
-    nsample = noise[::step, ::step][wquiet[::step, ::step]]
-    if sample.size < 32:
-        sample = tophat.ravel()
-        nsample = noise.ravel()
-    # a top-hat is one-sided with many exact zeros: its RMS (over values clipped at
-    # the 99th percentile, so that calcifications do not count) is the robust scale
-    cap = float(np.percentile(sample, 90.0))
-    rms = float(np.sqrt(np.mean(np.minimum(sample, cap) ** 2)))
-    # once more with the cap at three RMS, so that neither a large lesion nor the
-    # clipping itself sets the scale
-    rms = float(np.sqrt(np.mean(np.minimum(sample, 3.0 * rms) ** 2)))
-    noise_med = max(float(np.median(nsample)), 1e-7)
-    floor = _white_noise_tophat(se_px, round(pre_px, 2)) * noise_med
-    sigma = max(rms, floor, 1e-7)
-    rel = np.clip(noise / np.float32(noise_med), 0.7, 2.0)
-    cnr = tophat / (np.float32(sigma) * rel)
-    if work.shape != img.shape:
-        cnr = _resize(cnr.astype(np.float32), (h, w), cv2.INTER_LINEAR)
-        tophat = _resize(tophat, (h, w), cv2.INTER_LINEAR)
-    return cnr.astype(np.float32), tophat.astype(np.float32)
-
-
-def candidate_features(
-    grid: AnalysisGrid, params: DetectParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The CNR map, its top-hat contrast and the mask of pixels allowed to hold findings.
-
-    Parameters
-    ----------
-    grid : AnalysisGrid
-    params : DetectParams
-
-    Returns
-    -------
-    cnr : numpy.ndarray
-        float32 (h, w): maximum CNR over scales, modulated by the local noise.
-    contrast : numpy.ndarray
-        float32 (h, w): top-hat contrast of the scale giving the maximum, normalised units.
-    allowed : numpy.ndarray
-        bool (h, w): soft tissue beyond the bone margin, or joint space.
-    """
-    labels = grid.labels
-    soft = labels == np.uint8(Region.SOFT_TISSUE)
-    joint = labels == np.uint8(Region.JOINT_SPACE)
-    allowed = (soft & (grid.distance_to_bone_mm >= params.bone_margin_mm)) | joint
-    # keep off the film's edge (collimator rims, detector border)
-    edge = max(1, round(params.edge_margin_mm / grid.spacing_mm))
-    allowed[:edge] = False
-    allowed[-edge:] = False
-    allowed[:, :edge] = False
-    allowed[:, -edge:] = False
-    # quiet soft tissue for the noise estimates: away from bone and from the skin line
-    k = max(3, round(2.0 * params.quiet_margin_mm / grid.spacing_mm) | 1)
-    not_body = (labels == np.uint8(Region.BACKGROUND)) | (labels == np.uint8(Region.FOREIGN))
-    near_edge = cv2.dilate(not_body.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-    quiet = soft & (grid.distance_to_bone_mm >= params.quiet_margin_mm) & ~near_edge
-    if quiet.sum() < 1000:
-        quiet = soft | joint
-    best_cnr: np.ndarray | None = None
-    best_con: np.ndarray | None = None
-    for se_mm, sp_mm, pre, gain in (
-        (params.fine_se_mm, grid.spacing_mm, params.presmooth_mm, 1.0),
-        (params.medium_se_mm, params.medium_spacing_mm, 0.0, params.medium_gain),
-        (params.coarse_se_mm, params.coarse_spacing_mm, 0.0, params.coarse_gain),
-    ):
-        cnr, con = _scale_cnr(grid, quiet, se_mm=se_mm, spacing_mm=sp_mm, presmooth_mm=pre)
-        # the wider scales' noise is mostly anatomical clutter (soft-tissue curvature):
-        # their CNR is weighted to the same false-alarm rate as the fine scale's
-        cnr *= np.float32(gain)
-        if best_cnr is None or best_con is None:
-            best_cnr, best_con = cnr, con
+    if p.presmooth_mm > 0:
+        img = cv2.GaussianBlur(img, (0, 0), p.presmooth_mm / sp)
+    hp = img - cv2.GaussianBlur(img, (0, 0), p.noise_mm / sp)
+    sigma = _robust_sigma(hp[soft]) if soft.any() else 0.0
+    # the high-pass keeps only part of the noise at small scales; ~1 for white noise
+    sigma = max(sigma, 1e-6)
+    best = np.full((h, w), -np.inf, dtype=np.float32)
+    best_res = np.zeros((h, w), dtype=np.float32)
+    for size_mm, gain, smooth_mm in zip(p.scales_mm, p.scale_gains, p.scale_smooth_mm, strict=True):
+        if size_mm >= p.coarse_from_mm:
+            f = max(1.0, (size_mm / 10.0) / sp)
+            sh = (max(1, round(h / f)), max(1, round(w / f)))
+            small = _resize(img, sh, cv2.INTER_AREA)
+            bg = _resize(
+                _opening(small, max(1, int(round(size_mm / (sp * f))) | 1)),
+                (h, w),
+                cv2.INTER_LINEAR,
+            )
         else:
-            better = cnr > best_cnr
-            best_cnr = np.where(better, cnr, best_cnr)
-            best_con = np.where(better, con, best_con)
-    assert best_cnr is not None and best_con is not None
-    return best_cnr, best_con, allowed
+            bg = _opening(img, max(1, int(round(size_mm / sp)) | 1))
+        res = img - bg
+        if smooth_mm > 0:  # matched to larger, fainter objects (amorphous clumps)
+            res = cv2.GaussianBlur(res, (0, 0), smooth_mm / sp)
+        v = res[soft] if soft.any() else res.ravel()
+        med = float(np.median(v)) if v.size else 0.0
+        # the residual's own spread in soft tissue: larger scales keep more anatomy
+        s_scale = max(_robust_sigma(v), sigma)
+        cnr = (res - np.float32(med)) * np.float32(gain / s_scale)
+        better = cnr > best
+        best = np.where(better, cnr, best)
+        best_res = np.where(better, res, best_res)
+    return best, best_res, sigma
 
 
 def _logistic(weights: tuple[float, ...], feats: Mapping[str, float]) -> float:
-    z = weights[0] + sum(
-        w * float(feats[n]) for w, n in zip(weights[1:], CONFIDENCE_FEATURES, strict=True)
-    )
+    z = weights[0] + sum(wt * feats[n] for wt, n in zip(weights[1:], FEATURE_NAMES, strict=True))
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
+def candidates(
+    radiograph: Radiograph, anatomy: AnatomyMap, params: DetectParams
+) -> tuple[list[tuple[tuple[int, int, int, int], np.ndarray, dict[str, float]]], float]:
+    """All grouped candidates with their features, before the confidence cut.
+
+    Returns ([(bbox, particles, features)], detection-grid spacing in mm); bbox and
+    particles are at the film's resolution.
+    """
+    p = params
+    shape = radiograph.shape
+    sr, sc = radiograph.pixel_spacing_mm
+    sp = max(p.grid_mm, min(sr, sc))
+    h = max(1, round(shape[0] * sr / sp))
+    w = max(1, round(shape[1] * sc / sp))
+    img = _resize(radiograph.normalized().astype(np.float32), (h, w), cv2.INTER_AREA)
+    labels = _resize(anatomy.labels, (h, w), cv2.INTER_NEAREST)
+    dist = _resize(anatomy.distance_to_bone_mm.astype(np.float32), (h, w), cv2.INTER_LINEAR)
+    soft = labels == Region.SOFT_TISSUE
+    joint = labels == Region.JOINT_SPACE
+    allowed = (soft & (dist > p.bone_margin_mm)) | joint
+    # collimator edges and the film's border give step responses: keep off them
+    mb = int(round(p.border_margin_mm / sp))
+    if mb > 0:
+        outside = (labels == Region.BACKGROUND).astype(np.uint8)
+        allowed &= cv2.dilate(outside, np.ones((2 * mb + 1, 2 * mb + 1), np.uint8)) == 0
+        allowed[:mb, :] = False
+        allowed[-mb:, :] = False
+        allowed[:, :mb] = False
+        allowed[:, -mb:] = False
+    if not allowed.any():
+        return [], sp
+    cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)
+    grow = (cnr >= p.grow_cnr) & allowed
+    # how busy the neighbourhood is: bone texture the anatomy map missed, skin folds and
+    # noisy regions give many responses around a candidate, a calcification few
+    kt = max(3, int(round(p.texture_mm / sp)) | 1)
+    busy = cv2.boxFilter(
+        ((cnr >= p.grow_cnr) & (labels > 0)).astype(np.float32), -1, (kt, kt), normalize=False
+    )
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return [], sp
+    seed_max = np.zeros(n, dtype=np.float32)
+    np.maximum.at(seed_max, lab[grow], cnr[grow])
+    keep = seed_max >= p.seed_cnr
+    keep[0] = False
+    parts = keep[lab]
+    if not parts.any():
+        return [], sp
+    # group particles closer than group_mm
+    k = max(1, int(round(p.group_mm / sp)) | 1)
+    grouped = cv2.dilate(
+        parts.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    )
+    ng, glab = cv2.connectedComponents(grouped, connectivity=8)
+    glab = np.where(parts, glab, 0)
+    soft_level = anatomy.soft_tissue_level
+    bone_level = anatomy.bone_level
+    bone_contrast = (
+        max(bone_level - soft_level, 1e-3)
+        if bone_level is not None and soft_level is not None
+        else max(float(np.percentile(img, 99) - np.percentile(img, 50)), 1e-3)
+    )
+    ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
+    found = []
+    slices = _find_objects(glab, ng)
+    fr, fc = shape[0] / h, shape[1] / w
+    for g, sl in enumerate(slices, start=1):
+        if sl is None:
+            continue
+        m = glab[sl] == g
+        npx = int(m.sum())
+        area = npx * sp * sp
+        if area < p.min_area_mm2 or area > p.max_area_mm2:
+            continue
+        c = cnr[sl][m]
+        sub_lab = lab[sl]
+        pids = np.unique(sub_lab[m])
+        pids = pids[pids > 0]
+        near_bone = dist[sl][m] < p.edge_band_mm
+        ys, xs = np.nonzero(m)
+        if ys.size > 2:
+            cov = np.cov(np.vstack([ys, xs]).astype(np.float64))
+            ev = np.linalg.eigvalsh(cov)
+            elong = float(np.sqrt(max(ev[1], 1e-6) / max(ev[0], 0.25)))
+        else:
+            elong = 1.0
+        feats = {
+            "cnr_max": float(c.max()),
+            "cnr_mean": float(c.mean()),
+            "area_mm2": float(area),
+            "n_particles": float(pids.size),
+            "log_cnr_max": float(np.log(max(c.max(), 1e-3))),
+            "log_cnr_mean": float(np.log(max(c.mean(), 1e-3))),
+            "log_area_mm2": float(np.log(max(area, 1e-3))),
+            "log_n_particles": float(np.log(max(pids.size, 1))),
+            "edge_fraction": float(near_bone.mean()),
+            "rel_contrast": float(res[sl][m].max() / bone_contrast),
+            "elongation": float(min(elong, 20.0)),
+            "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
+            # local background relative to soft tissue (0) and bone (1): candidates on a
+            # bone-level background are bone texture the anatomy map missed
+            "background_rel": float((np.median((img - res)[sl][m]) - ref_soft) / bone_contrast),
+            "fill": float(npx / max(m.size, 1)),
+            "texture_density": float(
+                max(
+                    float(busy[int(ys.mean()) + sl[0].start, int(xs.mean()) + sl[1].start]) - npx,
+                    0.0,
+                )
+                / (kt * kt)
+            ),
+        }
+        if feats["rel_contrast"] > p.max_rel_contrast:
+            continue
+        # back to the film's resolution
+        r0 = int(sl[0].start * fr)
+        c0 = int(sl[1].start * fc)
+        r1 = min(shape[0], int(np.ceil(sl[0].stop * fr)))
+        c1 = min(shape[1], int(np.ceil(sl[1].stop * fc)))
+        plab = np.zeros(m.shape, dtype=np.int32)
+        for i, pid in enumerate(pids, start=1):
+            plab[m & (sub_lab == pid)] = i
+        full = _resize(plab, (r1 - r0, c1 - c0), cv2.INTER_NEAREST)
+        if not full.any():
+            continue
+        found.append(((r0, c0, r1, c1), full, feats))
+    found.sort(key=lambda t: -t[2]["cnr_max"])
+    return found[: p.max_candidates], sp
+
+
+def _find_objects(lab: np.ndarray, n: int) -> list[tuple[slice, slice] | None]:
+    from scipy import ndimage
+
+    return list(ndimage.find_objects(lab, max_label=n - 1)) if n > 1 else []
+
+
 def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams) -> Detections:
-    """Find soft-tissue calcifications.
+    """Find calcification candidates in soft tissue and joint spaces.
 
     Parameters
     ----------
     radiograph : Radiograph
     anatomy : AnatomyMap
-        From :func:`~calcimg.anatomy.map_anatomy` (its analysis grid is reused).
+        From :func:`calcimg.anatomy.map_anatomy` on the same radiograph.
     params : DetectParams
 
     Returns
     -------
     Detections
-        Findings with confidence >= ``min_confidence``, ordered by position; ``n_candidates``
-        counts the particles considered before false-positive reduction.
+        Findings with confidence >= ``min_confidence``, strongest first.
     """
-    grid = anatomy.grid
-    if grid is None:
-        grid = map_anatomy(radiograph, params=AnatomyParams()).grid
-        assert grid is not None
-    p = params
-    sp = grid.spacing_mm
-    area_px = sp * sp
-    cnr, contrast, allowed = candidate_features(grid, p)
-
-    grow = (cnr >= p.grow_cnr) & allowed
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return Detections()
-    peak = np.zeros(n, dtype=np.float32)
-    np.maximum.at(peak, lab[grow], cnr[grow])
-    dist = grid.distance_to_bone_mm
-    joint = grid.labels == np.uint8(Region.JOINT_SPACE)
-    bone_contrast = max(grid.bone_level - grid.soft_tissue_level, 1e-3)
-
-    keep = np.zeros(n, dtype=bool)
-    pfeat: dict[int, dict[str, float]] = {}
-    n_candidates = 0
-    for i in range(1, n):
-        if peak[i] < p.particle_cnr:
-            continue
-        area = int(stats[i, cv2.CC_STAT_AREA])
-        if area * area_px < p.min_particle_mm2:
-            continue
-        n_candidates += 1
-        x0, y0, bw, bh = (int(v) for v in stats[i, :4])
-        comp = lab[y0 : y0 + bh, x0 : x0 + bw] == i
-        rr, cc = np.nonzero(comp)
-        d = dist[y0 : y0 + bh, x0 : x0 + bw][comp]
-        d = np.where(np.isfinite(d), d, 1e6)
-        in_joint = float(joint[y0 : y0 + bh, x0 : x0 + bw][comp].mean())
-        # shape from second moments: elongation = major / minor axis
-        if rr.size >= 3:
-            cov = np.cov(np.vstack([rr, cc]).astype(np.float64))
-            ev = np.sort(np.linalg.eigvalsh(cov))
-            major = 4.0 * np.sqrt(max(ev[1], 1e-6))
-            minor = 4.0 * np.sqrt(max(ev[0], 1e-6))
-        else:
-            major = minor = 1.0
-        elong = float(np.clip(major / max(minor, 1.0), 1.0, 100.0))
-        length_mm = max(major * sp, sp)
-        hugging = float(d.max()) < p.hug_distance_mm or (
-            float(np.median(d)) < p.hug_distance_mm
-            and elong >= p.hug_elongation
-            and float(d.max() - d.min()) < p.hug_spread * length_mm
-        )
-        if hugging and in_joint < 0.5:
-            continue
-        keep[i] = True
-        pfeat[i] = {
-            "cnr": float(peak[i]),
-            "area_mm2": area * area_px,
-            "elongation": elong,
-            "near_bone": float((d < p.hug_distance_mm).mean()),
-            "in_joint": in_joint,
-            "contrast": float(contrast[y0 : y0 + bh, x0 : x0 + bw][comp].max()),
-        }
-    if not keep.any():
-        return Detections(n_candidates=n_candidates)
-
-    particles_grid = keep[lab]
-    # single-linkage grouping: particles closer than group_distance_mm share a finding
-    link = cv2.dilate(particles_grid.astype(np.uint8), _disc(max(1.0, p.group_distance_mm / sp)))
-    n_g, lab_g, st_g, _ = cv2.connectedComponentsWithStats(link, connectivity=8)
-    group_of = np.zeros(n, dtype=np.int32)
-    kept_ids = np.nonzero(keep)[0]
-    for k in kept_ids:
-        i = int(k)
-        x0, y0 = int(stats[i, 0]), int(stats[i, 1])
-        bw, bh = int(stats[i, 2]), int(stats[i, 3])
-        rr, cc = np.nonzero(lab[y0 : y0 + bh, x0 : x0 + bw] == i)
-        group_of[i] = lab_g[y0 + rr[0], x0 + cc[0]]
-
-    fr, fc = grid.scale_rc
-    rows, cols = radiograph.shape
-    ring_px = max(1, round(p.wall_ring_mm / sp))
-    ring_se = _disc(2 * ring_px + 1)
-    found: list[tuple[tuple[int, int, int, int], np.ndarray, float, dict[str, float]]] = []
-    for g in range(1, n_g):
-        members = kept_ids[group_of[kept_ids] == g]
-        if members.size == 0:
-            continue
-        feats = [pfeat[int(i)] for i in members]
-        area_mm2 = float(sum(f["area_mm2"] for f in feats))
-        if area_mm2 > p.max_finding_mm2:
-            continue
-        cnr_max = max(f["cnr"] for f in feats)
-        # large and faint: bone interiors or soft-tissue overlap, not a calcified mass
-        # (calcified masses approach cortical density; DOMAIN.md "density relative to
-        # cortical bone")
-        if area_mm2 > p.large_area_mm2 and (
-            max(f["contrast"] for f in feats) / bone_contrast < p.large_min_density
-        ):
-            continue
-        n_strong = sum(1 for f in feats if f["cnr"] >= 2.0 * p.particle_cnr)
-        hug = float(sum(f["near_bone"] * f["area_mm2"] for f in feats) / max(area_mm2, 1e-6))
-        in_joint = float(sum(f["in_joint"] * f["area_mm2"] for f in feats) / max(area_mm2, 1e-6))
-        conf_feats = {
-            "log_cnr_max": float(np.log(cnr_max)),
-            "log_n_particles": float(np.log(len(feats))),
-            "log_area_mm2": float(np.log(max(area_mm2, 1e-3))),
-            "hug_fraction": hug * (1.0 - in_joint),
-            "elongation_max": float(np.log(max(f["elongation"] for f in feats))),
-            "log_n_strong": float(np.log1p(n_strong)),
-            # far denser than cortical bone: metal or a marker the anatomy missed
-            "denser_than_cortex": float(
-                max(0.0, max(f["contrast"] for f in feats) / bone_contrast - 2.0)
-            ),
-        }
-        confidence = _logistic(p.confidence_weights, conf_feats)
-        if confidence < p.min_confidence:
-            continue
-        x0, y0, bw, bh = (int(v) for v in st_g[g, :4])
-        sel = np.isin(lab[y0 : y0 + bh, x0 : x0 + bw], members)
-        # a region walled in by bone is bone the anatomy map missed (a medullary canal,
-        # an epiphysis), not a calcification lying against it
-        pad = ring_px + 1
-        ys0, xs0 = max(0, y0 - pad), max(0, x0 - pad)
-        ys1, xs1 = min(lab.shape[0], y0 + bh + pad), min(lab.shape[1], x0 + bw + pad)
-        big = np.zeros((ys1 - ys0, xs1 - xs0), dtype=np.uint8)
-        big[y0 - ys0 : y0 - ys0 + bh, x0 - xs0 : x0 - xs0 + bw] = sel
-        ring = cv2.dilate(big, ring_se).astype(bool) & ~big.astype(bool)
-        walled = float((grid.labels[ys0:ys1, xs0:xs1][ring] == np.uint8(Region.BONE)).mean())
-        if walled > p.walled_fraction:
-            continue
-        ys, xs = np.nonzero(sel)
-        gr0, gr1 = y0 + int(ys.min()), y0 + int(ys.max()) + 1
-        gc0, gc1 = x0 + int(xs.min()), x0 + int(xs.max()) + 1
-        sel = sel[gr0 - y0 : gr1 - y0, gc0 - x0 : gc1 - x0]
-        # native-resolution delineation: the CNR map interpolated into the native box
-        r0 = max(0, int(np.floor(gr0 / fr)))
-        c0 = max(0, int(np.floor(gc0 / fc)))
-        r1 = min(rows, int(np.ceil(gr1 / fr)))
-        c1 = min(cols, int(np.ceil(gc1 / fc)))
-        native = _native_particles(cnr[gr0:gr1, gc0:gc1], sel, (r1 - r0, c1 - c0), p.grow_cnr)
-        if native.max(initial=0) == 0:
-            continue
-        ys, xs = np.nonzero(native)
-        nr0, nc0 = r0 + int(ys.min()), c0 + int(xs.min())
-        nr1, nc1 = r0 + int(ys.max()) + 1, c0 + int(xs.max()) + 1
-        native = native[nr0 - r0 : nr1 - r0, nc0 - c0 : nc1 - c0]
-        features = {f"conf_{k}": round(v, 5) for k, v in conf_feats.items()}
-        features |= {
-            "cnr_max": round(cnr_max, 3),
-            "cnr_mean": round(float(np.mean([f["cnr"] for f in feats])), 3),
-            "area_mm2": round(area_mm2, 3),
-            "n_particles_grid": float(len(feats)),
-            "hug_fraction": round(hug, 3),
-            "in_joint_fraction": round(in_joint, 3),
-            "contrast_max": round(max(f["contrast"] for f in feats), 5),
-            "density_rel_bone": round(max(f["contrast"] for f in feats) / bone_contrast, 3),
-            "elongation_max": round(max(f["elongation"] for f in feats), 3),
-            "min_distance_to_bone_mm": round(
-                float(
-                    np.min(
-                        np.where(
-                            np.isfinite(dist[gr0:gr1, gc0:gc1][sel]),
-                            dist[gr0:gr1, gc0:gc1][sel],
-                            1e6,
-                        )
-                    )
-                ),
-                3,
-            ),
-        }
-        found.append(((nr0, nc0, nr1, nc1), native, confidence, features))
-
-    found.sort(key=lambda t: (t[0][0], t[0][1]))
+    found, _sp = candidates(radiograph, anatomy, params)
+    scored = [(b, pl, f, _logistic(params.confidence_weights, f)) for b, pl, f in found]
+    scored = [t for t in scored if t[3] >= params.min_confidence]
+    scored.sort(key=lambda t: -t[3])
     items = tuple(
-        Detection(id=k + 1, bbox=bb, particles=parts, confidence=round(conf, 4), features=feat)
-        for k, (bb, parts, conf, feat) in enumerate(found)
+        Detection(id=i, bbox=b, particles=pl, confidence=round(conf, 4), features=f)
+        for i, (b, pl, f, conf) in enumerate(scored, start=1)
     )
-    return Detections(items=items, n_candidates=n_candidates)
-
-
-def _native_particles(
-    cnr_box: np.ndarray, sel_box: np.ndarray, native_shape: tuple[int, int], grow_cnr: float
-) -> np.ndarray:
-    """Label the particles of one finding at native resolution.
-
-    The grid CNR is interpolated into the native box and thresholded at ``grow_cnr``
-    inside the grid selection (grown by one grid pixel); components are numbered 1..n in
-    raster order.
-    """
-    h, w = native_shape
-    if h <= 0 or w <= 0:
-        return np.zeros((max(h, 0), max(w, 0)), dtype=np.int32)
-    sel = cv2.dilate(sel_box.astype(np.uint8), np.ones((3, 3), np.uint8))
-    if cnr_box.shape == (h, w):
-        up_cnr, up_sel = cnr_box, sel_box.astype(bool)
-    else:
-        up_cnr = cv2.resize(cnr_box, (w, h), interpolation=cv2.INTER_LINEAR)
-        up_sel = cv2.resize(sel, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    mask = (up_cnr >= grow_cnr) & up_sel
-    if not mask.any():
-        mask = cv2.resize(sel_box.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(
-            bool
-        )
-    _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    return lab.astype(np.int32)
+    return Detections(items=items, n_candidates=len(found))

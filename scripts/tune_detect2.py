@@ -1,0 +1,121 @@
+"""Fit the detector's confidence (``[detect] confidence_weights``) on a truth folder.
+
+Runs anatomy + candidate detection on every ``NAME.dcm`` of the folder, labels each
+candidate true when it finds a truth lesion by the evaluation rule
+(:func:`calcimg.evaluation.finding_hits_lesion`), fits an L2 logistic regression on
+:data:`calcimg.detect.FEATURE_NAMES` and picks the lowest threshold that keeps false
+positives at or below ``--fp-per-image``. Prints the candidate recall, the chosen
+threshold and the TOML lines for ``models/params.toml``.
+
+    PYTHONPATH=src /work/venv/bin/python scripts/tune_detect2.py /work/data/tune
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from calcimg.anatomy import AnatomyMap, map_anatomy
+from calcimg.config import load_config
+from calcimg.detect import FEATURE_NAMES, candidates
+from calcimg.evaluation import finding_hits_lesion
+from calcimg.ingest import read_radiograph
+
+
+def collect(
+    folder: Path, overrides: list[str], truth_anatomy: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int, list[int]]:
+    """Features X, labels y, (image index, lesion index) hit per candidate, lesion count."""
+    cfg = load_config(overrides=overrides)
+    xs, ys, hits, n_les, img_of = [], [], [], 0, []
+    for k, path in enumerate(sorted(folder.glob("*.dcm"))):
+        truth = json.loads(path.with_suffix(".truth.json").read_text())
+        rg = read_radiograph(str(path))
+        amap = map_anatomy(rg, params=cfg.anatomy)
+        if truth_anatomy:  # what the detector could do with a perfect anatomy map
+            amap = _truth_map(amap, path)
+        found, _ = candidates(rg, amap, cfg.detect)
+        lesions = truth["lesions"]
+        for bbox, particles, feats in found:
+            ys_, xs_ = np.nonzero(particles)
+            f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys_.mean(), bbox[1] + xs_.mean()]}
+            hit = [
+                i
+                for i, les in enumerate(lesions)
+                if finding_hits_lesion(f, les, rg.pixel_spacing_mm)
+            ]
+            xs.append([feats[n] for n in FEATURE_NAMES])
+            ys.append(1 if hit else 0)
+            hits.append([(k, n_les + i) for i in hit])
+            img_of.append(k)
+        n_les += len(lesions)
+    return np.array(xs), np.array(ys), hits, n_les, img_of
+
+
+def _truth_map(amap: AnatomyMap, path: Path) -> AnatomyMap:
+    import cv2
+
+    labels = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
+    bone = labels == 2
+    dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5)
+    return dataclasses.replace(amap, labels=labels, distance_to_bone_mm=dist * np.float32(0.15))
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method (bias unpenalised)."""
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.hstack([np.ones((len(x), 1)), (x - mu) / sd])
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2)
+    reg[0] = 0.0
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        g = z.T @ (p - y) + reg * w
+        h = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
+        w -= np.linalg.solve(h, g)
+    # back to raw feature units
+    raw = np.empty_like(w)
+    raw[1:] = w[1:] / sd
+    raw[0] = w[0] - float(np.sum(w[1:] * mu / sd))
+    return raw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
+    ap.add_argument("--truth-anatomy", action="store_true", help="use NAME.anatomy.png")
+    ap.add_argument("--fp-per-image", type=float, default=0.2)
+    a = ap.parse_args()
+    x, y, hits, n_les, img_of = collect(a.folder, a.set, a.truth_anatomy)
+    n_img = len(list(a.folder.glob("*.dcm")))
+    found_any = {h for hs in hits for h in hs}
+    print(
+        f"{len(y)} candidates, {int(y.sum())} true; "
+        f"candidate lesion recall {len(found_any)}/{n_les}"
+    )
+    w = fit(x, y)
+    conf = 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
+    best = 0.99
+    for t in np.arange(0.99, 0.05, -0.01):
+        fp = int(((conf >= t) & (y == 0)).sum())
+        if fp / n_img <= a.fp_per_image:
+            best = float(t)
+    kept = conf >= best
+    rec = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
+    fp = int((kept & (y == 0)).sum())
+    print(
+        f"threshold {best:.2f}: lesion recall {len(rec)}/{n_les} = "
+        f"{len(rec) / max(n_les, 1):.3f}, FP/image {fp / n_img:.3f}"
+    )
+    print("[detect]")
+    print("confidence_weights = [" + ", ".join(f"{v:.4f}" for v in w) + "]")
+    print(f"min_confidence = {best:.2f}")
+
+
+if __name__ == "__main__":
+    main()
