@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from phantoms import make_phantom
 
 from calcimg.anatomy import AnatomyParams, Region, map_anatomy
 from calcimg.errors import ConfigError
+from phantoms import make_phantom
 
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from phantoms import make_phantom
 
 from calcimg.anatomy import map_anatomy
 from calcimg.config import load_config
 from calcimg.detect import Detection, Detections, DetectParams, detect
 from calcimg.errors import ConfigError
 from calcimg.radiograph import Radiograph
+from phantoms import make_phantom
 
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 
