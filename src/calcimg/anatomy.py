@@ -82,6 +82,9 @@ class AnatomyParams:
     bone_threshold_scale: float = 1.0
     """Multiplier on the Otsu threshold of the residual (lower = more bone)."""
     bone_min_area_mm2: float = 150.0
+    refine_passes: int = 1
+    """Passes re-estimating the soft-tissue level from the soft tissue alone."""
+    refine_sigma_mm: float = 15.0
     bone_hole_max_mm2: float = 1e9
     """Holes in bone up to this area are filled (bone); larger ones stay soft tissue."""
     cortex_mm: float = 1.5
@@ -110,6 +113,8 @@ class AnatomyParams:
         check_range("anatomy.soft_level_grid_mm", self.soft_level_grid_mm, 0.1, 20.0)
         check_range("anatomy.bone_min_contrast", self.bone_min_contrast, 0.0, 1.0)
         check_range("anatomy.bone_threshold_scale", self.bone_threshold_scale, 0.1, 10.0)
+        check_range("anatomy.refine_passes", self.refine_passes, 0, 5)
+        check_range("anatomy.refine_sigma_mm", self.refine_sigma_mm, 1.0, 200.0)
         check_range("anatomy.bone_min_area_mm2", self.bone_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
@@ -412,6 +417,20 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         else 0.0
     )
     bone = body & (resid > t_bone) if spread > 0 else np.zeros_like(body)
+    for _ in range(p.refine_passes if spread > 1e-6 else 0):
+        # second pass: the soft-tissue level interpolated from soft tissue only
+        # (normalised convolution), which follows thickness gradients the opening misses
+        soft_px = (body & ~_keep_large(bone, p.bone_min_area_mm2 / px_area)).astype(np.float32)
+        if soft_px.sum() < 10:
+            break
+        sig = p.refine_sigma_mm / sp
+        num = cv2.GaussianBlur(img * soft_px, (0, 0), sig)
+        den = cv2.GaussianBlur(soft_px, (0, 0), sig)
+        level = num / np.maximum(den, 1e-3)
+        resid2 = img - level
+        v2 = resid2[body]
+        t2 = max(_otsu(v2) * p.bone_threshold_scale, p.bone_min_contrast * spread)
+        bone = body & (resid2 > t2)
     sat = (img >= p.foreign_frac) & ~collim
     big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
     if big.any():
