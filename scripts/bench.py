@@ -87,10 +87,19 @@ def make_film(megapixels: float, syntax: str, work: Path) -> Path:
     ds.PixelData = arr.tobytes()
     ts = UID(SYNTAXES[syntax])
     if syntax == "jpeg_lossless":
-        tmp = work / f"tmp_{path.name}"
+        # GDCM writes its own (0018,1164) Imager Pixel Spacing of 1\\1 mm into the file;
+        # keep our dataset and take only GDCM's compressed stream.
+        from pydicom.uid import JPEGLosslessSV1
+
+        tmp, enc = work / f"tmp_{path.name}", work / f"enc_{path.name}"
         ds.save_as(tmp, enforce_file_format=True)
-        _gdcm_transcode(tmp, path, "JPEGLosslessProcess14_1")
+        _gdcm_transcode(tmp, enc, "JPEGLosslessProcess14_1")
+        ds.PixelData = pydicom.dcmread(enc).PixelData
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+        ds.save_as(path, enforce_file_format=True)
         tmp.unlink()
+        enc.unlink()
         return path
     if ts.is_compressed:
         ds.compress(ts)
