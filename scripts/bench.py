@@ -87,44 +87,17 @@ def make_film(megapixels: float, syntax: str, work: Path) -> Path:
     ds.PixelData = arr.tobytes()
     ts = UID(SYNTAXES[syntax])
     if syntax == "jpeg_lossless":
-        # GDCM writes its own (0018,1164) Imager Pixel Spacing of 1\\1 mm into the file;
-        # keep our dataset and take only GDCM's compressed stream.
-        from pydicom.uid import JPEGLosslessSV1
+        # pydicom has no JPEG Lossless encoder; the sample generator's GDCM writer keeps
+        # our own attributes (GDCM would add a 1\\1 mm Imager Pixel Spacing) and checks
+        # the stream decodes losslessly.
+        from calcimg.synth.dicomout import save_gdcm_jpeg_lossless
 
-        tmp, enc = work / f"tmp_{path.name}", work / f"enc_{path.name}"
-        ds.save_as(tmp, enforce_file_format=True)
-        _gdcm_transcode(tmp, enc, "JPEGLosslessProcess14_1")
-        ds.PixelData = pydicom.dcmread(enc).PixelData
-        ds["PixelData"].VR = "OB"
-        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
-        ds.save_as(path, enforce_file_format=True)
-        tmp.unlink()
-        enc.unlink()
+        save_gdcm_jpeg_lossless(ds, path, arr)
         return path
     if ts.is_compressed:
         ds.compress(ts)
     ds.save_as(path, enforce_file_format=True)
     return path
-
-
-def _gdcm_transcode(src: Path, dst: Path, syntax: str) -> None:
-    import gdcm
-
-    reader = gdcm.ImageReader()
-    reader.SetFileName(str(src))
-    if not reader.Read():
-        raise RuntimeError(f"gdcm cannot read {src}")
-    change = gdcm.ImageChangeTransferSyntax()
-    change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
-    change.SetInput(reader.GetImage())
-    if not change.Change():
-        raise RuntimeError(f"gdcm cannot transcode {src} to {syntax}")
-    writer = gdcm.ImageWriter()
-    writer.SetFileName(str(dst))
-    writer.SetFile(reader.GetFile())
-    writer.SetImage(change.GetOutput())
-    if not writer.Write():
-        raise RuntimeError(f"gdcm cannot write {dst}")
 
 
 # --------------------------------------------------------------------------- worker

@@ -293,16 +293,8 @@ def analyze(
     t0 = time.perf_counter()
     try:
         rg = read_radiograph(source, frame=frame, params=config.ingest)
-    except CalcimgError as exc:
-        return error_result(name, exc, frame=frame, params_hash=config.hash())
-    except Exception as exc:  # pydicom or a plugin failing in a way not yet mapped
-        log.exception("unexpected error reading %s", name)
-        return error_result(
-            name,
-            StageError(f"{name}: unexpected error while reading: {type(exc).__name__}: {exc}"),
-            frame=frame,
-            params_hash=config.hash(),
-        )
+    except Exception as exc:
+        return _read_failure(name, exc, frame, config)
     decode_ms = (time.perf_counter() - t0) * 1000.0
     return analyze_radiograph(rg, context=ctx, config=config, timing={"decode": decode_ms})
 
@@ -328,21 +320,21 @@ def analyze_file(
             rg = next(frames)
         except StopIteration:
             return
-        except CalcimgError as exc:
-            yield error_result(name, exc, frame=frame, params_hash=config.hash())
-            return
         except Exception as exc:
-            log.exception("unexpected error reading %s", name)
-            yield error_result(
-                name,
-                StageError(f"{name}: unexpected error while reading: {type(exc).__name__}: {exc}"),
-                frame=frame,
-                params_hash=config.hash(),
-            )
+            yield _read_failure(name, exc, frame, config)
             return
         decode_ms = (time.perf_counter() - t0) * 1000.0
         yield analyze_radiograph(rg, context=ctx, config=config, timing={"decode": decode_ms})
         frame += 1
+
+
+def _read_failure(name: str, exc: Exception, frame: int, config: Config) -> Result:
+    """The result for an input ingest could not read: its typed error, or a StageError
+    for a failure of pydicom or a plugin that ingest does not map yet (logged)."""
+    if not isinstance(exc, CalcimgError):
+        log.exception("unexpected error reading %s", name)
+        exc = StageError(f"{name}: unexpected error while reading: {type(exc).__name__}: {exc}")
+    return error_result(name, exc, frame=frame, params_hash=config.hash())
 
 
 def _name_of(source: Source) -> str:

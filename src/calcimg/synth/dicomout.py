@@ -23,7 +23,14 @@ from pydicom.uid import (
     generate_uid,
 )
 
-__all__ = ["CR_SOP", "DX_SOP", "TRANSFER_SYNTAXES", "DicomOptions", "write_dicom"]
+__all__ = [
+    "CR_SOP",
+    "DX_SOP",
+    "TRANSFER_SYNTAXES",
+    "DicomOptions",
+    "save_gdcm_jpeg_lossless",
+    "write_dicom",
+]
 
 CR_SOP = UID("1.2.840.10008.5.1.4.1.1.1")
 DX_SOP = UID("1.2.840.10008.5.1.4.1.1.1.1")
@@ -174,14 +181,14 @@ def write_dicom(
     if ts == ExplicitVRLittleEndian:
         ds.save_as(path, enforce_file_format=True)
     elif ts == JPEGLosslessSV1:
-        _save_gdcm_jpeg_lossless(ds, path, stored)
+        save_gdcm_jpeg_lossless(ds, path, stored)
     else:
         ds.compress(ts, stored, generate_instance_uid=False)
         ds.save_as(path, enforce_file_format=True)
     return truth
 
 
-def _save_gdcm_jpeg_lossless(ds: Dataset, path: Path, stored: np.ndarray) -> None:
+def save_gdcm_jpeg_lossless(ds: Dataset, path: Path, stored: np.ndarray) -> None:
     """Encode JPEG Lossless SV1 (1.2.840.10008.1.2.4.70) with GDCM and write it with our
     own attributes.
 
