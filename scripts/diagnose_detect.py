@@ -31,6 +31,8 @@ from calcimg.detect import _logistic, candidates
 from calcimg.evaluation import finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
+SHOWN = ("cnr_max", "area_mm2", "edge_fraction", "rel_contrast", "background_rel")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,16 +58,16 @@ def main() -> None:
             ys, xs = np.nonzero(particles)
             f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys.mean(), bbox[1] + xs.mean()]}
             scored.append((f, feats, _logistic(cfg.detect.confidence_weights, feats)))
-        hit_any = set()
+        hit_any: set[int] = set()
         for les in truth["lesions"]:
             m = lesion_ids == les["id"]
             lab = amap.labels[m]
             frac = {r.name.lower(): float((lab == r).mean()) for r in Region} if m.any() else {}
-            hits = [
-                (conf, feats)
-                for k, (f, feats, conf) in enumerate(scored)
-                if finding_hits_lesion(f, les, rg.pixel_spacing_mm) and not hit_any.add(k)
-            ]
+            hits = []
+            for k, (f, feats, conf) in enumerate(scored):
+                if finding_hits_lesion(f, les, rg.pixel_spacing_mm):
+                    hit_any.add(k)
+                    hits.append((conf, feats))
             best = max(hits, key=lambda t: t[0]) if hits else None
             if best is not None and best[0] >= cfg.detect.min_confidence:
                 cause = "found"
@@ -81,12 +83,10 @@ def main() -> None:
             where = " ".join(f"{k[:4]}={v:.2f}" for k, v in frac.items() if v > 0.01)
             fb = ""
             if best is not None:
-                fb = f" conf={best[0]:.2f} " + " ".join(
-                    f"{k}={best[1][k]:.2f}"
-                    for k in ("cnr_max", "area_mm2", "edge_fraction", "rel_contrast", "background_rel")
-                )
+                fb = f" conf={best[0]:.2f} " + " ".join(f"{k}={best[1][k]:.2f}" for k in SHOWN)
             print(
-                f"{path.name} {truth['anatomy']:>12} {les['pattern'][:10]:>10}/{les['subtype']:<12} "
+                f"{path.name} {truth['anatomy']:>12} "
+                f"{les['pattern'][:10]:>10}/{les['subtype']:<12} "
                 f"{'subtle' if les['subtle'] else '      '} area={les['area_mm2']:7.1f} "
                 f"peak={les['peak_rel_cortex']:.2f} {cause:<14} [{where}]{fb}"
             )

@@ -65,8 +65,11 @@ def _truth_map(amap: AnatomyMap, path: Path) -> AnatomyMap:
     return dataclasses.replace(amap, labels=labels, distance_to_bone_mm=dist * np.float32(0.15))
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
+def fit(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """L2-regularised logistic regression by Newton's method (bias unpenalised)."""
+    sw = np.ones(len(x)) if sample_weight is None else sample_weight
     mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = np.hstack([np.ones((len(x), 1)), (x - mu) / sd])
     w = np.zeros(z.shape[1])
@@ -74,8 +77,8 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
     reg[0] = 0.0
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-z @ w))
-        g = z.T @ (p - y) + reg * w
-        h = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
+        g = z.T @ (sw * (p - y)) + reg * w
+        h = (z * (sw * p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
         w -= np.linalg.solve(h, g)
     # back to raw feature units
     raw = np.empty_like(w)
@@ -84,12 +87,36 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
     return raw
 
 
+def collect_negatives(paths: list[Path], overrides: list[str]) -> tuple[np.ndarray, int]:
+    """Features of every candidate on films known to hold no calcification."""
+    import warnings
+
+    cfg = load_config(overrides=overrides)
+    xs = []
+    for path in paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # uncalibrated spacing of old test films
+            rg = read_radiograph(str(path))
+        found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), cfg.detect)
+        xs += [[feats[n] for n in FEATURE_NAMES] for _b, _p, feats in found]
+    return np.array(xs).reshape(-1, len(FEATURE_NAMES)), len(paths)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
     ap.add_argument("--truth-anatomy", action="store_true", help="use NAME.anatomy.png")
     ap.add_argument("--fp-per-image", type=float, default=0.2)
+    ap.add_argument(
+        "--real-negatives",
+        action="store_true",
+        help="add every candidate on the real films without calcification "
+        "(scripts/overlay_real.py's list) as negatives, and keep them at or below "
+        "--real-per-image findings per film",
+    )
+    ap.add_argument("--real-weight", type=float, default=3.0)
+    ap.add_argument("--real-per-image", type=float, default=0.5)
     a = ap.parse_args()
     x, y, hits, n_les, img_of = collect(a.folder, a.set, a.truth_anatomy)
     n_img = len(list(a.folder.glob("*.dcm")))
@@ -98,12 +125,21 @@ def main() -> None:
         f"{len(y)} candidates, {int(y.sum())} true; "
         f"candidate lesion recall {len(found_any)}/{n_les}"
     )
-    w = fit(x, y)
+    xr, n_real = np.zeros((0, x.shape[1])), 0
+    if a.real_negatives:
+        from overlay_real import real_files
+
+        xr, n_real = collect_negatives(real_files(), a.set)
+        print(f"{len(xr)} candidates on {n_real} real films without calcification")
+    sw = np.concatenate([np.ones(len(x)), np.full(len(xr), a.real_weight)])
+    w = fit(np.vstack([x, xr]), np.concatenate([y, np.zeros(len(xr))]), sample_weight=sw)
     conf = 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
+    conf_r = 1.0 / (1.0 + np.exp(-(w[0] + xr @ w[1:])))
     best = 0.99
     for t in np.arange(0.99, 0.05, -0.01):
         fp = int(((conf >= t) & (y == 0)).sum())
-        if fp / n_img <= a.fp_per_image:
+        real_ok = n_real == 0 or int((conf_r >= t).sum()) / n_real <= a.real_per_image
+        if fp / n_img <= a.fp_per_image and real_ok:
             best = float(t)
     kept = conf >= best
     rec = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
@@ -111,6 +147,7 @@ def main() -> None:
     print(
         f"threshold {best:.2f}: lesion recall {len(rec)}/{n_les} = "
         f"{len(rec) / max(n_les, 1):.3f}, FP/image {fp / n_img:.3f}"
+        + (f", real films {int((conf_r >= best).sum())}/{n_real}" if n_real else "")
     )
     print("[detect]")
     print("confidence_weights = [" + ", ".join(f"{v:.4f}" for v in w) + "]")
