@@ -4,7 +4,8 @@ The film is the real pydicom-data CR RG3_UNCR.dcm (lower leg), resampled to 3000
 pixels at 0.1167 mm (the same 350 mm field), so that the anatomy is realistic. Reports
 the median wall time of ``--repeats`` runs on one core (OpenCV limited to one thread).
 
-    PYTHONPATH=src /work/venv/bin/python scripts/bench_detect.py [--repeats 7] [--profile]
+    PYTHONPATH=src python scripts/bench_detect.py [--repeats 7] [--profile]
+        [--source RG1_UNCR.dcm]
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from calcimg.detect import detect
 from calcimg.radiograph import Radiograph, SpacingSource
 
 
-def film(size: int = 3000) -> Radiograph:
-    """RG3_UNCR resampled to ``size`` x ``size`` over the same 350 mm field."""
+def film(size: int = 3000, source: str = "RG3_UNCR.dcm") -> Radiograph:
+    """A pydicom-data CR (RG3_UNCR: lower leg; RG1_UNCR: chest) resampled to ``size`` x
+    ``size`` over the same field."""
     from pydicom.data import get_testdata_file
 
     from calcimg.ingest import read_radiograph
@@ -34,7 +36,7 @@ def film(size: int = 3000) -> Radiograph:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
-        rg = read_radiograph(get_testdata_file("RG3_UNCR.dcm"))
+        rg = read_radiograph(get_testdata_file(source))
         logging.disable(logging.NOTSET)
     px = cv2.resize(rg.pixels, (size, size), interpolation=cv2.INTER_CUBIC)
     spacing = rg.pixel_spacing_mm[0] * rg.shape[0] / size
@@ -52,10 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--size", type=int, default=3000)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run")
+    ap.add_argument(
+        "--source",
+        default="RG3_UNCR.dcm",
+        help="pydicom-data film to resample (RG3_UNCR.dcm lower leg, RG1_UNCR.dcm chest)",
+    )
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     config = load_config()
-    rg = film(args.size)
+    rg = film(args.size, args.source)
     times_a, times_d = [], []
     n_found = 0
     for _ in range(args.repeats):
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         n_found = len(dets.items)
     total = [a + d for a, d in zip(times_a, times_d, strict=True)]
     print(
-        f"{args.size}x{args.size} at {rg.pixel_spacing_mm[0]:.4f} mm, "
+        f"{args.source} {args.size}x{args.size} at {rg.pixel_spacing_mm[0]:.4f} mm, "
         f"{args.repeats} runs, 1 thread: "
         f"anatomy {statistics.median(times_a):.3f} s, detect {statistics.median(times_d):.3f} s, "
         f"total median {statistics.median(total):.3f} s (min {min(total):.3f} s); "

@@ -188,7 +188,18 @@ def _opening(img: np.ndarray, size_px: int) -> np.ndarray:
     return cv2.dilate(cv2.erode(img, k), k)
 
 
+_STAT_SAMPLES = 250_000
+"""Robust statistics of a region use at most about this many of its pixels (a regular
+subsample): the median of millions of pixels cost a fifth of detection on a 9 MP film
+and moves by well under 1 % when estimated from a quarter of a million."""
+
+
+def _sample(v: np.ndarray) -> np.ndarray:
+    return v[:: max(1, v.size // _STAT_SAMPLES)]
+
+
 def _robust_sigma(v: np.ndarray) -> float:
+    v = _sample(v)
     if v.size < 10:
         return 0.0
     med = float(np.median(v))
@@ -227,7 +238,7 @@ def cnr_map(
         res = img - bg
         if smooth_mm > 0:  # matched to larger, fainter objects (amorphous clumps)
             res = cv2.GaussianBlur(res, (0, 0), smooth_mm / sp)
-        v = res[soft] if soft.any() else res.ravel()
+        v = _sample(res[soft] if soft.any() else res.ravel())
         med = float(np.median(v)) if v.size else 0.0
         # the residual's own spread in soft tissue: larger scales keep more anatomy
         s_scale = max(_robust_sigma(v), sigma)
