@@ -31,6 +31,8 @@ from calcimg.detect import _logistic, candidates
 from calcimg.evaluation import finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
+_SHOWN = ("cnr_max", "area_mm2", "edge_fraction", "rel_contrast", "background_rel")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -81,12 +83,10 @@ def main() -> None:
             where = " ".join(f"{k[:4]}={v:.2f}" for k, v in frac.items() if v > 0.01)
             fb = ""
             if best is not None:
-                fb = f" conf={best[0]:.2f} " + " ".join(
-                    f"{k}={best[1][k]:.2f}"
-                    for k in ("cnr_max", "area_mm2", "edge_fraction", "rel_contrast", "background_rel")
-                )
+                fb = f" conf={best[0]:.2f} " + " ".join(f"{k}={best[1][k]:.2f}" for k in _SHOWN)
             print(
-                f"{path.name} {truth['anatomy']:>12} {les['pattern'][:10]:>10}/{les['subtype']:<12} "
+                f"{path.name} {truth['anatomy']:>12} "
+                f"{les['pattern'][:10]:>10}/{les['subtype']:<12} "
                 f"{'subtle' if les['subtle'] else '      '} area={les['area_mm2']:7.1f} "
                 f"peak={les['peak_rel_cortex']:.2f} {cause:<14} [{where}]{fb}"
             )

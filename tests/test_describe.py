@@ -61,7 +61,7 @@ def _anatomy(
                 bbox=(int(rr.min()), int(cc.min()), int(rr.max()) + 1, int(cc.max()) + 1),
             ),
         )
-    return AnatomyMap(
+    return AnatomyMap.from_arrays(
         labels=labels,
         cortex=cortex,
         joint_labels=joint_labels,
