@@ -402,9 +402,26 @@ def _tangents(points: np.ndarray, radius_mm: float) -> np.ndarray:
     if len(points) == 0:
         return out
     tree = cKDTree(points)
-    for i, nbrs in enumerate(tree.query_ball_point(points, r=radius_mm)):
-        _, vecs = _pca(points[nbrs])
-        out[i] = vecs[:, 0]
+    nbrs = tree.query_ball_point(points, r=radius_mm)
+    # the covariance of every point's neighbourhood at once (as _pca, which was called
+    # per point and took most of describe's time), then one stacked 2x2 eigh
+    counts = np.fromiter((len(n) for n in nbrs), dtype=np.intp, count=len(nbrs))
+    flat = np.fromiter((j for n in nbrs for j in n), dtype=np.intp, count=int(counts.sum()))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pts = points[flat]
+    mean = np.add.reduceat(pts, starts, axis=0) / counts[:, None]
+    d = pts - np.repeat(mean, counts, axis=0)
+    ddof = np.maximum(counts - 1, 1)[:, None]
+    sxx, syy, sxy = (
+        np.add.reduceat(v, starts) for v in (d[:, 0] ** 2, d[:, 1] ** 2, d[:, 0] * d[:, 1])
+    )
+    cov = np.empty((len(points), 2, 2))
+    cov[:, 0, 0] = sxx / ddof[:, 0]
+    cov[:, 1, 1] = syy / ddof[:, 0]
+    cov[:, 0, 1] = cov[:, 1, 0] = sxy / ddof[:, 0]
+    _, vecs = np.linalg.eigh(cov)
+    out[:] = vecs[:, :, 1]  # eigh sorts ascending: the last column is the principal axis
+    out[counts < 3] = (1.0, 0.0)  # _pca's identity for fewer than 3 points
     return out
 
 
