@@ -726,8 +726,11 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         confounders.append(_collimation_confounder(collim, shape, fr, fc, px_area))
 
     # --- bone ---
-    bone &= ~foreign
-    bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
+    if foreign.any():
+        bone &= ~foreign
+        bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
+    else:  # the same bone as ``big`` above: reuse its labelling
+        bone = big
     bone = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
     cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
 
