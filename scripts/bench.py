@@ -146,10 +146,12 @@ def worker(path: Path, repeats: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {
         s: [] for s in (*STAGES, "total", "floor_decode", "floor_detect")
     }
-    rg = None
+    shape: tuple[int, int] | None = None
+    syntax_uid = None
     for _ in range(repeats + 1):  # the first run warms caches and is discarded
         t0 = time.perf_counter()
         rg = read_radiograph(path, params=config.ingest)
+        syntax_uid = rg.transfer_syntax_uid
         t1 = time.perf_counter()
         anatomy = map_anatomy(rg, params=config.anatomy)
         t2 = time.perf_counter()
@@ -182,14 +184,19 @@ def worker(path: Path, repeats: int) -> dict[str, Any]:
         ):
             times[key].append(value * 1000.0)
         times["total"].append((t5 - t0 + t6 - t5b) * 1000.0)
-    assert rg is not None
+        shape = rg.shape
+        # release this iteration's film and results before the next one, so that the
+        # peak RSS is that of one analysis (a service holds one film at a time), not
+        # one analysis plus the previous iteration's film, maps and result
+        del rg, anatomy, dets, descs, result
+    assert shape is not None
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
         "file": path.name,
-        "rows": rg.shape[0],
-        "columns": rg.shape[1],
-        "megapixels": rg.shape[0] * rg.shape[1] / 1e6,
-        "transfer_syntax": rg.transfer_syntax_uid,
+        "rows": shape[0],
+        "columns": shape[1],
+        "megapixels": shape[0] * shape[1] / 1e6,
+        "transfer_syntax": syntax_uid,
         "ms": {k: v[1:] for k, v in times.items()},
         "baseline_rss_mb": baseline_mb,
         "peak_rss_mb": peak_mb,

@@ -74,7 +74,7 @@ def anatomy_from_codes(
         joints.append(
             Joint(label=lab, name=name, centroid_rc=(float(rr.mean()), float(cc.mean())), bbox=bbox)
         )
-    return AnatomyMap(
+    return AnatomyMap.from_arrays(
         labels=labels,
         cortex=cortex,
         joint_labels=jl.astype(np.int32),

@@ -13,7 +13,6 @@ threshold and the TOML lines for ``models/params.toml``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -62,7 +61,17 @@ def _truth_map(amap: AnatomyMap, path: Path) -> AnatomyMap:
     labels = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
     bone = labels == 2
     dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5)
-    return dataclasses.replace(amap, labels=labels, distance_to_bone_mm=dist * np.float32(0.15))
+    return AnatomyMap.from_arrays(
+        labels=labels,
+        cortex=amap.cortex,
+        joint_labels=amap.joint_labels,
+        distance_to_bone_mm=dist * np.float32(0.15),
+        joints=amap.joints,
+        confounders=amap.confounders,
+        body_part=amap.body_part,
+        soft_tissue_level=amap.soft_tissue_level,
+        bone_level=amap.bone_level,
+    )
 
 
 def fit(

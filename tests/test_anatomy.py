@@ -122,3 +122,63 @@ def test_unknown_anatomy_parameter_lists_the_valid_ones() -> None:
         ConfigError, match=r"unknown parameter\(s\) anatomy\.nope.*bone_min_area_mm2"
     ):
         load_config(overrides=["anatomy.nope=1"])
+
+
+@pytest.mark.parametrize("spacing", [0.2, 0.13], ids=["0.2mm", "0.13mm"])
+def test_grid_maps_served_at_film_resolution_match_cv2_resize(spacing: float) -> None:
+    import cv2
+
+    ph = make_phantom(spacing)
+    amap = map_anatomy(ph.radiograph, params=AnatomyParams())
+    h, w = ph.radiograph.shape
+    assert amap.grid_labels.shape < (h, w)
+    size = (w, h)
+    labels = cv2.resize(amap.grid_labels, size, interpolation=cv2.INTER_NEAREST)
+    dist = cv2.resize(amap.grid_distance_to_bone_mm, size, interpolation=cv2.INTER_LINEAR)
+    joints = cv2.resize(amap.grid_joint_labels, size, interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(amap.labels, labels)
+    assert np.array_equal(amap.distance_to_bone_mm, dist)
+    assert np.array_equal(amap.joint_labels, joints)
+    cortex = cv2.resize(amap.grid_cortex.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(amap.cortex, cortex > 0)
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        r0, c0 = int(rng.integers(0, h - 1)), int(rng.integers(0, w - 1))
+        r1, c1 = int(rng.integers(r0 + 1, h + 5)), int(rng.integers(c0 + 1, w + 5))
+        win = (slice(r0, r1), slice(c0, c1))
+        assert np.array_equal(amap.labels_at(win), labels[win])
+        assert np.array_equal(amap.cortex_at(win), amap.cortex[win])
+        assert np.array_equal(amap.joint_labels_at(win), joints[win])
+        np.testing.assert_allclose(amap.distance_to_bone_mm_at(win), dist[win], atol=1e-4)
+    # the film window of a grid box holds exactly the film pixels of that box
+    box = (slice(10, 20), slice(5, 30))
+    rows, cols = amap.film_window(box)
+    marked = np.zeros(amap.grid_labels.shape, np.uint8)
+    marked[box] = 1
+    film = cv2.resize(marked, size, interpolation=cv2.INTER_NEAREST)
+    rr, cc = np.nonzero(film)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (
+        rr.min(),
+        rr.max() + 1,
+        cc.min(),
+        cc.max() + 1,
+    )
+
+
+def test_map_at_film_resolution_serves_its_arrays() -> None:
+    from calcimg.anatomy import AnatomyMap
+
+    labels = np.ones((5, 7), np.uint8)
+    amap = AnatomyMap.from_arrays(
+        labels=labels,
+        cortex=np.zeros((5, 7), bool),
+        joint_labels=np.zeros((5, 7), np.int32),
+        distance_to_bone_mm=np.full((5, 7), np.inf, np.float32),
+        joints=(),
+        confounders=(),
+    )
+    assert amap.shape == (5, 7)
+    assert amap.labels is labels
+    assert np.isinf(amap.distance_to_bone_mm_at((slice(1, 3), slice(0, 9)))).all()
+    with pytest.raises(ValueError, match=r"grid_cortex has shape \(4, 7\); expected"):
+        dataclasses.replace(amap, grid_cortex=np.zeros((4, 7), bool))

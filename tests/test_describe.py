@@ -61,7 +61,7 @@ def _anatomy(
                 bbox=(int(rr.min()), int(cc.min()), int(rr.max()) + 1, int(cc.max()) + 1),
             ),
         )
-    return AnatomyMap(
+    return AnatomyMap.from_arrays(
         labels=labels,
         cortex=cortex,
         joint_labels=joint_labels,
@@ -553,3 +553,19 @@ def test_anisotropic_spacing_and_tiny_particles_at_the_border() -> None:
     assert d["n_particles"] == 4
     assert d["particle_diameter_max_mm"] == pytest.approx(4.0, abs=0.2)
     assert sum(item.pattern_scores.values()) == pytest.approx(1.0)
+
+
+def test_tangents_are_the_principal_axis_of_each_neighbourhood() -> None:
+    from calcimg.describe import _pca, _tangents
+
+    rng = np.random.default_rng(5)
+    t = np.linspace(0, 3, 40)
+    arc = np.column_stack([t, np.sin(t)]) + rng.normal(0, 0.01, (40, 2))
+    lone = np.array([[20.0, 20.0], [20.1, 20.0]])  # fewer than 3 neighbours
+    points = np.vstack([arc, lone])
+    got = _tangents(points, 0.5)
+    tree_nbrs = [np.flatnonzero(np.hypot(*(points - p).T) <= 0.5) for p in points]
+    for g, nbrs in zip(got, tree_nbrs, strict=True):
+        want = _pca(points[nbrs])[1][:, 0]
+        assert abs(float(np.dot(g, want))) == pytest.approx(1.0, abs=1e-9)
+    assert np.array_equal(got[-2:], [[1.0, 0.0], [1.0, 0.0]])

@@ -30,7 +30,6 @@ from enum import IntEnum
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
@@ -138,43 +137,236 @@ class Joint:
     bones: tuple[int, ...] = ()
 
 
+Window = tuple[slice, slice]
+"""(rows, columns) slices of the film, as from :func:`scipy.ndimage.find_objects`."""
+
+
+def _nearest_index(n_dst: int, n_src: int) -> np.ndarray:
+    """Source index of each destination index, as ``cv2.resize`` with INTER_NEAREST maps
+    them (``floor(i * src / dst)`` in double precision), so that a window of the
+    upsampled map is exactly the same window of ``cv2.resize``'s output."""
+    ifx = 1.0 / (n_dst / n_src)
+    return np.minimum(np.floor(np.arange(n_dst) * ifx).astype(np.intp), n_src - 1)
+
+
+def _linear_weights(start: int, stop: int, n_dst: int, n_src: int) -> tuple[np.ndarray, ...]:
+    """Indices and weights of ``cv2.resize``'s INTER_LINEAR (pixel centres aligned,
+    edges replicated) for destination indices ``start:stop``."""
+    x = (np.arange(start, stop, dtype=np.float64) + 0.5) * (n_src / n_dst) - 0.5
+    x0 = np.floor(x)
+    t = (x - x0).astype(np.float32)
+    i0 = np.clip(x0.astype(np.intp), 0, n_src - 1)
+    i1 = np.clip(x0.astype(np.intp) + 1, 0, n_src - 1)
+    return i0, i1, t
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class AnatomyMap:
-    """Per-pixel anatomy of one radiograph.
+    """Anatomy of one radiograph, stored on a coarse grid and served at the film's
+    resolution.
+
+    :func:`map_anatomy` works on an isotropic grid of about ``AnatomyParams.grid_mm``
+    (0.5 mm) and keeps its maps there (``grid_*``): at a 0.15 mm film that is 1/11 of the
+    film's pixels. The film-resolution maps (:attr:`labels`, :attr:`cortex`,
+    :attr:`joint_labels`, :attr:`distance_to_bone_mm`) are computed on each access,
+    exactly as ``cv2.resize`` upsamples them (nearest for the codes, linear for the
+    distance); use the ``*_at`` methods for a window of the film and the ``*_on``
+    methods for another grid, which never build the whole film-sized array. A map made
+    at the film's resolution (:meth:`from_arrays`) serves its arrays as they are.
 
     Attributes
     ----------
-    labels : numpy.ndarray
-        uint8 (rows, columns) of :class:`Region` codes.
-    cortex : numpy.ndarray
-        bool (rows, columns): the cortical shell of bone (a subset of BONE).
-    joint_labels : numpy.ndarray
-        int32 (rows, columns): 0 outside joint spaces, else the :attr:`Joint.label`.
+    shape : tuple of int
+        (rows, columns) of the film.
+    grid_labels : numpy.ndarray
+        uint8 (grid rows, grid columns) of :class:`Region` codes.
+    grid_cortex : numpy.ndarray
+        bool, grid-sized: the cortical shell of bone (a subset of BONE).
+    grid_joint_labels : numpy.ndarray
+        int32, grid-sized: 0 outside joint spaces, else the :attr:`Joint.label`.
+    grid_distance_to_bone_mm : numpy.ndarray
+        float32, grid-sized: distance of each grid pixel to the nearest bone pixel, mm
+        (inf everywhere when the film has no bone).
     joints : tuple of Joint
+        Centroids and boxes in film pixels.
     confounders : tuple of Confounder
         Dense foreign objects, listed in the result and never reported as findings.
-    distance_to_bone_mm : numpy.ndarray
-        float32 (rows, columns): distance of each pixel to the nearest bone pixel, mm
-        (inf when the film has no bone).
     body_part : str or None
         The anatomy the map suggests (Body Part Examined is only a hint).
     soft_tissue_level, bone_level : float or None
         Median normalised intensity of soft tissue and of bone (None when absent).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> am = AnatomyMap(shape=(6, 6), grid_labels=np.array([[1, 2], [1, 1]], np.uint8),
+    ...                 grid_cortex=np.zeros((2, 2), bool),
+    ...                 grid_joint_labels=np.zeros((2, 2), np.int32),
+    ...                 grid_distance_to_bone_mm=np.zeros((2, 2), np.float32),
+    ...                 joints=(), confounders=())
+    >>> am.labels.shape, int(am.labels[0, 5]), int(am.labels_at((slice(2, 4), slice(2, 4)))[0, 1])
+    ((6, 6), 2, 2)
     """
 
-    labels: np.ndarray
-    cortex: np.ndarray
-    joint_labels: np.ndarray
+    shape: tuple[int, int]
+    grid_labels: np.ndarray
+    grid_cortex: np.ndarray
+    grid_joint_labels: np.ndarray
+    grid_distance_to_bone_mm: np.ndarray
     joints: tuple[Joint, ...]
     confounders: tuple[Confounder, ...]
-    distance_to_bone_mm: np.ndarray
     body_part: str | None = None
     soft_tissue_level: float | None = None
     bone_level: float | None = None
 
+    def __post_init__(self) -> None:
+        g = self.grid_labels.shape
+        for name in ("grid_cortex", "grid_joint_labels", "grid_distance_to_bone_mm"):
+            if getattr(self, name).shape != g:
+                raise ValueError(
+                    f"AnatomyMap.{name} has shape {getattr(self, name).shape}; expected the "
+                    f"grid_labels shape {g}"
+                )
+        if len(g) != 2 or g[0] > self.shape[0] or g[1] > self.shape[1]:
+            raise ValueError(
+                f"AnatomyMap grid {g} must be 2-D and no finer than the film {self.shape}"
+            )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        labels: np.ndarray,
+        cortex: np.ndarray,
+        joint_labels: np.ndarray,
+        distance_to_bone_mm: np.ndarray,
+        joints: tuple[Joint, ...],
+        confounders: tuple[Confounder, ...],
+        body_part: str | None = None,
+        soft_tissue_level: float | None = None,
+        bone_level: float | None = None,
+    ) -> AnatomyMap:
+        """A map at the film's resolution (its grid is the film), from (rows, columns)
+        arrays: uint8 codes, bool cortex, int32 joint labels, float32 distance in mm."""
+        shape = (int(labels.shape[0]), int(labels.shape[1]))
+        return cls(
+            shape=shape,
+            grid_labels=labels,
+            grid_cortex=cortex,
+            grid_joint_labels=joint_labels,
+            grid_distance_to_bone_mm=distance_to_bone_mm,
+            joints=joints,
+            confounders=confounders,
+            body_part=body_part,
+            soft_tissue_level=soft_tissue_level,
+            bone_level=bone_level,
+        )
+
+    # ------------------------------------------------------------------ film resolution
+
+    @property
+    def labels(self) -> np.ndarray:
+        """uint8 (rows, columns) of :class:`Region` codes (built on each access)."""
+        return self.labels_on(self.shape)
+
+    @property
+    def cortex(self) -> np.ndarray:
+        """bool (rows, columns): the cortical shell of bone (built on each access)."""
+        return self.cortex_on(self.shape)
+
+    @property
+    def joint_labels(self) -> np.ndarray:
+        """int32 (rows, columns): 0 outside joint spaces, else the :attr:`Joint.label`
+        (built on each access)."""
+        return self.joint_labels_on(self.shape)
+
+    @property
+    def distance_to_bone_mm(self) -> np.ndarray:
+        """float32 (rows, columns): distance to the nearest bone pixel, mm (inf when the
+        film has no bone; built on each access)."""
+        return self.distance_to_bone_mm_on(self.shape)
+
     def mask(self, region: int) -> np.ndarray:
         """bool (rows, columns) mask of one region."""
         return self.labels == np.uint8(region)
+
+    # ------------------------------------------------------------------ other grids
+
+    def labels_on(self, shape: tuple[int, int]) -> np.ndarray:
+        """:attr:`labels` resampled (nearest) to a grid of ``shape`` spanning the film."""
+        return _resize(self.grid_labels, shape, cv2.INTER_NEAREST)
+
+    def cortex_on(self, shape: tuple[int, int]) -> np.ndarray:
+        """:attr:`cortex` resampled (nearest) to a grid of ``shape`` spanning the film."""
+        if self.grid_cortex.shape == tuple(shape):
+            return self.grid_cortex
+        return _resize(self.grid_cortex.view(np.uint8), shape, cv2.INTER_NEAREST).view(bool)
+
+    def joint_labels_on(self, shape: tuple[int, int]) -> np.ndarray:
+        """:attr:`joint_labels` resampled (nearest) to a grid of ``shape``."""
+        return _resize(self.grid_joint_labels, shape, cv2.INTER_NEAREST)
+
+    def distance_to_bone_mm_on(self, shape: tuple[int, int]) -> np.ndarray:
+        """:attr:`distance_to_bone_mm` resampled (linear) to a grid of ``shape``."""
+        d = self.grid_distance_to_bone_mm
+        if d.shape != tuple(shape) and not np.isfinite(d).any():
+            return np.full(shape, np.inf, dtype=np.float32)
+        return _resize(d, shape, cv2.INTER_LINEAR)
+
+    # ------------------------------------------------------------------ film windows
+
+    def _nearest_window(self, grid: np.ndarray, window: Window) -> np.ndarray:
+        (h, w), (gh, gw) = self.shape, grid.shape
+        rs, cs = window[0].indices(h), window[1].indices(w)
+        if (gh, gw) == (h, w):
+            return grid[rs[0] : rs[1], cs[0] : cs[1]]
+        ri = _nearest_index(h, gh)[rs[0] : rs[1]]
+        ci = _nearest_index(w, gw)[cs[0] : cs[1]]
+        return grid[ri][:, ci]
+
+    def labels_at(self, window: Window) -> np.ndarray:
+        """``labels[window]`` without building the film-sized map."""
+        return self._nearest_window(self.grid_labels, window)
+
+    def cortex_at(self, window: Window) -> np.ndarray:
+        """``cortex[window]`` without building the film-sized map."""
+        return self._nearest_window(self.grid_cortex, window)
+
+    def joint_labels_at(self, window: Window) -> np.ndarray:
+        """``joint_labels[window]`` without building the film-sized map."""
+        return self._nearest_window(self.grid_joint_labels, window)
+
+    def distance_to_bone_mm_at(self, window: Window) -> np.ndarray:
+        """``distance_to_bone_mm[window]`` without building the film-sized map (the same
+        linear interpolation as ``cv2.resize``, to float32 rounding)."""
+        d = self.grid_distance_to_bone_mm
+        (h, w), (gh, gw) = self.shape, d.shape
+        rs, cs = window[0].indices(h), window[1].indices(w)
+        if (gh, gw) == (h, w):
+            return d[rs[0] : rs[1], cs[0] : cs[1]]
+        out_shape = (max(0, rs[1] - rs[0]), max(0, cs[1] - cs[0]))
+        if not np.isfinite(d).any():
+            return np.full(out_shape, np.inf, dtype=np.float32)
+        r0, r1, tr = _linear_weights(rs[0], rs[1], h, gh)
+        c0, c1, tc = _linear_weights(cs[0], cs[1], w, gw)
+        tc = tc[None, :]
+        top = d[r0][:, c0] * (1 - tc) + d[r0][:, c1] * tc
+        bot = d[r1][:, c0] * (1 - tc) + d[r1][:, c1] * tc
+        trc = tr[:, None]
+        return np.asarray(top * (1 - trc) + bot * trc, dtype=np.float32)
+
+    def film_window(self, grid_window: Window) -> Window:
+        """The film window whose pixels the grid window's pixels cover (nearest)."""
+        (h, w), (gh, gw) = self.shape, self.grid_labels.shape
+        out = []
+        for sl, n, gn in ((grid_window[0], h, gh), (grid_window[1], w, gw)):
+            g0, g1, _ = sl.indices(gn)
+            if n == gn:
+                out.append(slice(g0, g1))
+                continue
+            idx = _nearest_index(n, gn)
+            out.append(slice(int(np.searchsorted(idx, g0)), int(np.searchsorted(idx, g1))))
+        return (out[0], out[1])
 
 
 # Body Part Examined (0018,0015) values (DICOM PS3.16 CID 4031 and common vendor
@@ -234,27 +426,51 @@ def _otsu3_low(values: np.ndarray) -> float:
     c = (edges[:-1] + edges[1:]) / 2.0
     w = np.concatenate(([0.0], np.cumsum(p)))
     m = np.concatenate(([0.0], np.cumsum(p * c)))
-    best, t = -1.0, lo
     n = len(c)
-    for i in range(1, n - 1):
-        for j in range(i + 1, n):
-            parts = ((0, i), (i, j), (j, n))
-            s = 0.0
-            for a, b in parts:
-                wk = w[b] - w[a]
-                if wk > 0:
-                    s += (m[b] - m[a]) ** 2 / wk
-            if s > best:
-                best, t = s, float(edges[i])
-    return t
+
+    def between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        wk = w[b] - w[a]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(wk > 0, (m[b] - m[a]) ** 2 / wk, 0.0)
+
+    # every split 0 < i < j < n at once, scanned in the order of the double loop it
+    # replaces (argmax keeps the first maximum)
+    i, j = np.triu_indices(n, k=1)
+    keep = (i >= 1) & (i <= n - 2)
+    i, j = i[keep], j[keep]
+    s = 0.0 + between(np.zeros_like(i), i) + between(i, j) + between(j, np.full_like(j, n))
+    return float(edges[int(i[int(np.argmax(s))])])
+
+
+def _holes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Holes of ``mask``: background components (4-connected, as
+    ``scipy.ndimage.binary_fill_holes``) that do not reach the border; returns (bool
+    holes, the label image of the background components)."""
+    h, w = mask.shape
+    n, lab, st, _ = cv2.connectedComponentsWithStats((~mask).view(np.uint8), connectivity=4)
+    x, y, bw, bh = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    hole = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    hole[0] = False  # label 0 is the mask itself
+    return hole[lab], lab
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes`` (default structure) with OpenCV's labelling."""
+    if not mask.any():
+        return mask.copy()
+    return mask | _holes(mask)[0]
 
 
 def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
     """Fill holes of at most ``max_px`` pixels (medullary pockets), not larger gaps
     (joint spaces enclosed by overlapping bones)."""
-    holes = ndimage.binary_fill_holes(mask) & ~mask
+    if not mask.any():
+        return mask
+    holes = _holes(mask)[0]
     if not holes.any():
         return mask
+    if np.count_nonzero(holes) <= max_px:  # no hole can be larger: fill them all
+        return mask | holes
     return mask | _keep_large(holes, 0.0) & ~_keep_large(holes, max_px + 1)
 
 
@@ -288,11 +504,7 @@ def _collimation(img: np.ndarray, body_t: float, p: AnatomyParams) -> np.ndarray
         for sgi in range(nseg):
             c0, c1 = sgi * vw // nseg, (sgi + 1) * vw // nseg
             prof = np.median(view[: depth + 3, c0:c1], axis=1)
-            best, edge = 0.0, 0
-            for r in range(2, depth):
-                drop = float(prof[max(0, r - 3) : r].mean() - prof[r : r + 3].mean())
-                if drop > best:
-                    best, edge = drop, r
+            best, edge = _strongest_drop(prof, depth)
             if edge < 2 or best < p.collimation_step:
                 continue
             band = view[:edge, c0:c1]
@@ -314,6 +526,28 @@ def _collimation(img: np.ndarray, body_t: float, p: AnatomyParams) -> np.ndarray
         rows = np.arange(vh)[:, None]
         omask |= rows < lim[None, :]
     return out
+
+
+def _strongest_drop(prof: np.ndarray, depth: int) -> tuple[float, int]:
+    """The largest drop from the mean of the 3 values above ``r`` to the mean of the 3
+    from ``r`` on, over 2 <= r < depth, and its ``r`` (0.0, 0 when none is positive).
+
+    The means are summed in ``prof``'s dtype in the order ``ndarray.mean`` sums three
+    values, so the edge is the one the per-row loop found (ties included)."""
+    p = np.asarray(prof)
+    if depth <= 2:
+        return 0.0, 0
+    r = np.arange(2, depth)
+    below = (p[r] + p[r + 1] + p[r + 2]) / p.dtype.type(3)
+    above = np.empty(r.size, dtype=p.dtype)
+    above[0] = (p[0] + p[1]) / p.dtype.type(2)
+    if r.size > 1:
+        above[1:] = (p[r[1:] - 3] + p[r[1:] - 2] + p[r[1:] - 1]) / p.dtype.type(3)
+    drop = (above - below).astype(np.float64)
+    k = int(np.argmax(drop))
+    if not drop[k] > 0.0:
+        return 0.0, 0
+    return float(drop[k]), int(r[k])
 
 
 def _soft_level(img: np.ndarray, body: np.ndarray, sp: float, p: AnatomyParams) -> np.ndarray:
@@ -340,6 +574,25 @@ def _soft_level(img: np.ndarray, body: np.ndarray, sp: float, p: AnatomyParams) 
     if p.soft_poly_degree > 0:
         lev = np.maximum(lev, _poly_soft(small, b, p.soft_poly_degree))
     return _resize(lev, (h, w), cv2.INTER_LINEAR)
+
+
+def _soft_interpolation(
+    img: np.ndarray, weight: np.ndarray, sigma_px: float, max_factor: float
+) -> np.ndarray:
+    """Normalised convolution ``blur(img * weight) / blur(weight)`` with a Gaussian of
+    ``sigma_px``, computed on a grid up to ``max_factor`` (and sigma/4) times coarser and
+    upsampled: the result is as smooth as the Gaussian, and the blur of a 15 mm sigma on
+    the 0.5 mm grid cost more than the rest of the anatomy map."""
+    h, w = img.shape
+    f = max(1.0, min(max_factor, sigma_px / 15.0))
+    sh = (max(1, round(h / f)), max(1, round(w / f)))
+    fr, fc = h / sh[0], w / sh[1]
+    num = _resize(img * weight, sh, cv2.INTER_AREA)
+    den = _resize(weight, sh, cv2.INTER_AREA)
+    sig = sigma_px / np.sqrt(fr * fc)
+    num = _resize(cv2.GaussianBlur(num, (0, 0), sig), (h, w), cv2.INTER_LINEAR)
+    den = _resize(cv2.GaussianBlur(den, (0, 0), sig), (h, w), cv2.INTER_LINEAR)
+    return np.asarray(num / np.maximum(den, np.float32(1e-3)), dtype=np.float32)
 
 
 def _poly_soft(small: np.ndarray, b: np.ndarray, degree: int) -> np.ndarray:
@@ -376,16 +629,20 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     Returns
     -------
     AnatomyMap
-        Maps at the film's resolution.
+        Maps on the anatomy grid (``grid_mm``), served at the film's resolution.
     """
     p = params
-    full = radiograph.normalized().astype(np.float32)
     shape = radiograph.shape
     sr, sc = radiograph.pixel_spacing_mm
     sp = max(p.grid_mm, min(sr, sc))
     h = max(1, round(shape[0] * sr / sp))
     w = max(1, round(shape[1] * sc / sp))
-    img = _resize(full, (h, w), cv2.INTER_AREA)
+    # resample first, then normalise the grid (area averaging is linear): no film-sized
+    # float copies (a 9 MP film: 72 MB)
+    lo, hi = radiograph.value_range
+    scale = np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
+    img = _resize(radiograph.pixels, (h, w), cv2.INTER_AREA) - np.float32(lo)
+    img *= scale
     px_area = sp * sp
 
     # --- body: above air, not collimation ---
@@ -405,12 +662,16 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
         # only small bright islands above the threshold: the film is all tissue
         body = ~collim
-    body = ndimage.binary_fill_holes(body) & ~collim
+    body = _fill_holes(body) & ~collim
 
     # --- foreign: near saturation or denser than the dense end of bone ---
     resid = img - _soft_level(img, body, sp, p)
     vals = resid[body]
-    spread = float(np.percentile(img[body], 99) - np.percentile(img[body], 1)) if vals.size else 0.0
+    if vals.size:
+        p1, p99 = np.percentile(img[body], [1, 99])
+        spread = float(p99 - p1)
+    else:
+        spread = 0.0
     t_bone = (
         max(_otsu(vals) * p.bone_threshold_scale, p.bone_min_contrast * spread)
         if vals.size
@@ -423,10 +684,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         soft_px = (body & ~_keep_large(bone, p.bone_min_area_mm2 / px_area)).astype(np.float32)
         if soft_px.sum() < 10:
             break
-        sig = p.refine_sigma_mm / sp
-        num = cv2.GaussianBlur(img * soft_px, (0, 0), sig)
-        den = cv2.GaussianBlur(soft_px, (0, 0), sig)
-        level = num / np.maximum(den, 1e-3)
+        level = _soft_interpolation(img, soft_px, p.refine_sigma_mm / sp, p.soft_level_grid_mm / sp)
         resid2 = img - level
         v2 = resid2[body]
         t2 = max(_otsu(v2) * p.bone_threshold_scale, p.bone_min_contrast * spread)
@@ -468,8 +726,11 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         confounders.append(_collimation_confounder(collim, shape, fr, fc, px_area))
 
     # --- bone ---
-    bone &= ~foreign
-    bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
+    if foreign.any():
+        bone &= ~foreign
+        bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
+    else:  # the same bone as ``big`` above: reuse its labelling
+        bone = big
     bone = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
     cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
 
@@ -525,20 +786,21 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
 
     if bone.any():
         dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5).astype(np.float32)
-        full_dist = _resize(dist * np.float32(sp), shape, cv2.INTER_LINEAR)
+        dist *= np.float32(sp)
         bone_level: float | None = float(np.median(img[bone]))
     else:  # no bone on the film
-        full_dist = np.full(shape, np.inf, dtype=np.float32)
+        dist = np.full((h, w), np.inf, dtype=np.float32)
         bone_level = None
     soft = labels == Region.SOFT_TISSUE
     soft_level_v = float(np.median(img[soft])) if soft.any() else None
     return AnatomyMap(
-        labels=_resize(labels, shape, cv2.INTER_NEAREST),
-        cortex=_resize(cortex.astype(np.uint8), shape, cv2.INTER_NEAREST) > 0,
-        joint_labels=_resize(joint_lab, shape, cv2.INTER_NEAREST),
+        shape=shape,
+        grid_labels=labels,
+        grid_cortex=np.ascontiguousarray(cortex, dtype=bool),
+        grid_joint_labels=joint_lab,
+        grid_distance_to_bone_mm=dist,
         joints=tuple(joints),
         confounders=tuple(confounders),
-        distance_to_bone_mm=full_dist,
         body_part=name_hint or (radiograph.body_part_examined or "").strip().lower() or None,
         soft_tissue_level=soft_level_v,
         bone_level=bone_level,

@@ -402,9 +402,26 @@ def _tangents(points: np.ndarray, radius_mm: float) -> np.ndarray:
     if len(points) == 0:
         return out
     tree = cKDTree(points)
-    for i, nbrs in enumerate(tree.query_ball_point(points, r=radius_mm)):
-        _, vecs = _pca(points[nbrs])
-        out[i] = vecs[:, 0]
+    nbrs = tree.query_ball_point(points, r=radius_mm)
+    # the covariance of every point's neighbourhood at once (as _pca, which was called
+    # per point and took most of describe's time), then one stacked 2x2 eigh
+    counts = np.fromiter((len(n) for n in nbrs), dtype=np.intp, count=len(nbrs))
+    flat = np.fromiter((j for n in nbrs for j in n), dtype=np.intp, count=int(counts.sum()))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pts = points[flat]
+    mean = np.add.reduceat(pts, starts, axis=0) / counts[:, None]
+    d = pts - np.repeat(mean, counts, axis=0)
+    ddof = np.maximum(counts - 1, 1)[:, None]
+    sxx, syy, sxy = (
+        np.add.reduceat(v, starts) for v in (d[:, 0] ** 2, d[:, 1] ** 2, d[:, 0] * d[:, 1])
+    )
+    cov = np.empty((len(points), 2, 2))
+    cov[:, 0, 0] = sxx / ddof[:, 0]
+    cov[:, 1, 1] = syy / ddof[:, 0]
+    cov[:, 0, 1] = cov[:, 1, 0] = sxy / ddof[:, 0]
+    _, vecs = np.linalg.eigh(cov)
+    out[:] = vecs[:, :, 1]  # eigh sorts ascending: the last column is the principal axis
+    out[counts < 3] = (1.0, 0.0)  # _pca's identity for fewer than 3 points
     return out
 
 
@@ -681,8 +698,12 @@ def _cortex_reference(
     centroid_rc: tuple[float, float],
     spacing: tuple[float, float],
     params: DescribeParams,
+    image_refs: dict[str, tuple[float | None, str]] | None = None,
 ) -> tuple[float | None, str]:
-    """Median intensity of the cortical bone nearest the finding, and where it came from."""
+    """Median intensity of the cortical bone nearest the finding, and where it came from.
+
+    ``image_refs`` caches the whole-image fallback between the findings of one image
+    (it needs the film-sized cortex map)."""
     dr, dc = spacing
     rad_r = int(params.cortex_search_mm / dr)
     rad_c = int(params.cortex_search_mm / dc)
@@ -691,11 +712,23 @@ def _cortex_reference(
         slice(max(r - rad_r, 0), r + rad_r + 1),
         slice(max(c - rad_c, 0), c + rad_c + 1),
     )
-    local = anatomy.cortex[sl]
+    local = anatomy.cortex_at(sl)
     if np.count_nonzero(local) >= 20:
         return float(np.median(pixels[sl][local])), "cortex_local"
-    if np.count_nonzero(anatomy.cortex) >= 20:
-        return float(np.median(pixels[anatomy.cortex])), "cortex_image"
+    if image_refs is not None and "image" in image_refs:
+        return image_refs["image"]
+    ref = _image_cortex_reference(anatomy, pixels)
+    if image_refs is not None:
+        image_refs["image"] = ref
+    return ref
+
+
+def _image_cortex_reference(anatomy: AnatomyMap, pixels: np.ndarray) -> tuple[float | None, str]:
+    """The whole image's cortex (or bone) reference: the fallback of
+    :func:`_cortex_reference`."""
+    cortex = anatomy.cortex
+    if np.count_nonzero(cortex) >= 20:
+        return float(np.median(pixels[cortex])), "cortex_image"
     bone = anatomy.labels == np.uint8(Region.BONE)
     if np.count_nonzero(bone) >= 20:
         # cortex is the densest part of bone: its upper decile stands in for it
@@ -714,18 +747,29 @@ class _JointIndex:
 
 
 def _joint_index(anatomy: AnatomyMap, spacing: tuple[float, float]) -> list[_JointIndex]:
-    """KD-trees of each joint space's edge pixels (mm), built once per image."""
+    """KD-trees of each joint space's edge pixels (mm), built once per image.
+
+    Each joint is measured at the film's resolution inside its own box (grown by one
+    pixel, so that the 3x3 erosion sees the same neighbours as on the whole film)."""
     out: list[_JointIndex] = []
     sp = np.array(spacing)
     names = {j.label: j.name for j in anatomy.joints}
-    labels = set(names) | set(np.unique(anatomy.joint_labels).tolist()) - {0}
-    for lab in sorted(labels):
-        m = anatomy.joint_labels == lab
+    grid = anatomy.grid_joint_labels
+    boxes = ndi.find_objects(grid) if grid.size and grid.max(initial=0) > 0 else []
+    h, w = anatomy.shape
+    for lab, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        rows, cols = anatomy.film_window(box)
+        r0, c0 = max(rows.start - 1, 0), max(cols.start - 1, 0)
+        win = (slice(r0, min(rows.stop + 1, h)), slice(c0, min(cols.stop + 1, w)))
+        m = anatomy.joint_labels_at(win) == lab
         if not m.any():
             continue
         edge = m & ~cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         rr, cc = np.nonzero(edge if edge.any() else m)
-        out.append(_JointIndex(lab, names.get(lab), cKDTree(np.column_stack([rr, cc]) * sp)))
+        pts = np.column_stack([rr + r0, cc + c0]) * sp
+        out.append(_JointIndex(lab, names.get(lab), cKDTree(pts)))
     return out
 
 
@@ -750,10 +794,12 @@ def _location(
     if n_px == 0:
         return Location(), extra
     sp = np.array(spacing)
-    bone_crop = anatomy.distance_to_bone_mm[r0:r1, c0:c1]
+    box = (slice(r0, r1), slice(c0, c1))
+    bone_crop = anatomy.distance_to_bone_mm_at(box)
     dist_bone = bone_crop[mask]
     d_bone = float(dist_bone.min()) if np.isfinite(dist_bone).any() else None
-    jl = anatomy.joint_labels[r0:r1, c0:c1][mask]
+    jl_box = anatomy.joint_labels_at(box)
+    jl = jl_box[mask]
     overlap = float(np.count_nonzero(jl) / len(jl))
     extra["joint_space_overlap"] = round(overlap, 3)
     # per particle: nearest distance to bone and to the nearest joint's space
@@ -770,7 +816,7 @@ def _location(
             part_bone.append(float(db.min()))
         step = max(1, len(pr) // 500)
         pts = np.column_stack([pr[::step] + r0 + s[0].start, pc[::step] + c0 + s[1].start]) * sp
-        inside = anatomy.joint_labels[r0:r1, c0:c1][s][pm]
+        inside = jl_box[s][pm]
         pj = math.inf
         for j in joints:
             dmin = 0.0 if np.any(inside == j.label) else float(j.tree.query(pts, k=1)[0].min())
@@ -944,6 +990,7 @@ def _measure(
     anatomy: AnatomyMap,
     all_mask: np.ndarray,
     params: DescribeParams,
+    image_refs: dict[str, tuple[float | None, str]] | None = None,
 ) -> tuple[dict[str, Any], float, tuple[float, float]]:
     """Descriptors, area (mm2) and centroid (row, col) of one detection."""
     spacing = rg.pixel_spacing_mm
@@ -969,7 +1016,7 @@ def _measure(
         cv2.MORPH_ELLIPSE, (2 * (gap_px + ring_px) + 1, 2 * (gap_px + ring_px) + 1)
     )
     ring = cv2.dilate(sub, k_out).astype(bool) & ~cv2.dilate(sub, k_in).astype(bool)
-    lab = anatomy.labels[sl]
+    lab = anatomy.labels_at(sl)
     soft = (lab == np.uint8(Region.SOFT_TISSUE)) | (lab == np.uint8(Region.JOINT_SPACE))
     ring_soft = ring & soft & ~all_mask[sl]
     patch = pixels[sl]
@@ -983,7 +1030,9 @@ def _measure(
     finding_mean = float(pixels[r0:r1, c0:c1][mask].mean())
     margin_mm = _margin_width_mm(patch, sub.astype(bool), background, math.sqrt(dr * dc))
     contrast = finding_mean - background
-    cortex, cortex_source = _cortex_reference(anatomy, pixels, centroid, spacing, params)
+    cortex, cortex_source = _cortex_reference(
+        anatomy, pixels, centroid, spacing, params, image_refs
+    )
     density = None
     if cortex is not None and cortex - background > noise:
         density = contrast / (cortex - background)
@@ -1337,7 +1386,7 @@ def describe(
     >>> from calcimg.radiograph import Radiograph, SpacingSource
     >>> rg = Radiograph(pixels=np.zeros((8, 8), np.float32), pixel_spacing_mm=(0.2, 0.2),
     ...                 spacing_source=SpacingSource.PIXEL_SPACING, calibrated=True)
-    >>> am = AnatomyMap(labels=np.ones((8, 8), np.uint8), cortex=np.zeros((8, 8), bool),
+    >>> am = AnatomyMap.from_arrays(labels=np.ones((8, 8), np.uint8), cortex=np.zeros((8, 8), bool),
     ...                 joint_labels=np.zeros((8, 8), np.int32), joints=(), confounders=(),
     ...                 distance_to_bone_mm=np.full((8, 8), np.inf, np.float32))
     >>> describe(rg, am, Detections(), params=DescribeParams()).items
@@ -1351,10 +1400,11 @@ def describe(
         all_mask[r0:r1, c0:c1] |= det.mask
     joints = _joint_index(anatomy, spacing) if detections.items else []
     items: list[Description] = []
+    image_refs: dict[str, tuple[float | None, str]] = {}
     for det in detections.items:
         if not det.mask.any():
             continue
-        desc, area, centroid = _measure(det, radiograph, anatomy, all_mask, params)
+        desc, area, centroid = _measure(det, radiograph, anatomy, all_mask, params, image_refs)
         loc, loc_desc = _location(det, anatomy, joints, spacing, params)
         desc.update(loc_desc)
         pattern, scores, drivers = _classify(desc, loc, params)

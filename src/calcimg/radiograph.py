@@ -128,4 +128,8 @@ class Radiograph:
         """Pixels scaled so that ``value_range`` maps to [0, 1] (float32, not clipped)."""
         lo, hi = self.value_range
         scale = 1.0 / (hi - lo) if hi > lo else 1.0
-        return ((self.pixels - np.float32(lo)) * np.float32(scale)).astype(np.float32)
+        # one film-sized float32 array, scaled in place (9 MP: 36 MB, not 108 MB of
+        # temporaries)
+        out = self.pixels - np.float32(lo)
+        out *= np.float32(scale)
+        return out
