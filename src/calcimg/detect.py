@@ -219,6 +219,7 @@ def cnr_map(
         img = cv2.GaussianBlur(img, (0, 0), p.presmooth_mm / sp)
     hp = img - cv2.GaussianBlur(img, (0, 0), p.noise_mm / sp)
     sigma = _robust_sigma(hp[soft]) if soft.any() else 0.0
+    del hp
     # the high-pass keeps only part of the noise at small scales; ~1 for white noise
     sigma = max(sigma, 1e-6)
     best = np.full((h, w), -np.inf, dtype=np.float32)
@@ -244,8 +245,9 @@ def cnr_map(
         s_scale = max(_robust_sigma(v), sigma)
         cnr = (res - np.float32(med)) * np.float32(gain / s_scale)
         better = cnr > best
-        best = np.where(better, cnr, best)
-        best_res = np.where(better, res, best_res)
+        np.copyto(best, cnr, where=better)  # in place: no new film-grid arrays
+        np.copyto(best_res, res, where=better)
+        del cnr, res, bg, better
     return best, best_res, sigma
 
 
@@ -268,9 +270,13 @@ def candidates(
     sp = max(p.grid_mm, min(sr, sc))
     h = max(1, round(shape[0] * sr / sp))
     w = max(1, round(shape[1] * sc / sp))
-    img = _resize(radiograph.normalized().astype(np.float32), (h, w), cv2.INTER_AREA)
-    labels = _resize(anatomy.labels, (h, w), cv2.INTER_NEAREST)
-    dist = _resize(anatomy.distance_to_bone_mm.astype(np.float32), (h, w), cv2.INTER_LINEAR)
+    # resample, then normalise (area averaging is linear), and take the anatomy maps
+    # straight from their own grid: no film-sized float copies
+    lo, hi = radiograph.value_range
+    img = _resize(radiograph.pixels, (h, w), cv2.INTER_AREA) - np.float32(lo)
+    img *= np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
+    labels = anatomy.labels_on((h, w))
+    dist = anatomy.distance_to_bone_mm_on((h, w))
     soft = labels == Region.SOFT_TISSUE
     joint = labels == Region.JOINT_SPACE
     allowed = (soft & (dist > p.bone_margin_mm)) | joint
@@ -356,7 +362,7 @@ def candidates(
             "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
             # local background relative to soft tissue (0) and bone (1): candidates on a
             # bone-level background are bone texture the anatomy map missed
-            "background_rel": float((np.median((img - res)[sl][m]) - ref_soft) / bone_contrast),
+            "background_rel": float((np.median((img[sl] - res[sl])[m]) - ref_soft) / bone_contrast),
             "fill": float(npx / max(m.size, 1)),
             "texture_density": float(
                 max(
