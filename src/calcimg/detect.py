@@ -81,6 +81,11 @@ class DetectParams:
     group_mm: float = 5.0
     """Particles closer than this are one finding."""
     min_area_mm2: float = 0.1
+    min_area_px: int = 16
+    """Smallest finding in detection-grid pixels. On coarse films (0.5-1.2 mm pixels,
+    where the grid is the film's own) anything smaller cannot be told from noise and
+    texture: calcified particles are 0.3-2 mm (``DOMAIN.md``), below what such a film
+    resolves."""
     max_area_mm2: float = 5000.0
     texture_mm: float = 15.0
     """Window of the neighbourhood-busyness feature."""
@@ -120,6 +125,7 @@ class DetectParams:
         check_range("detect.edge_band_mm", self.edge_band_mm, 0.0, 20.0)
         check_range("detect.group_mm", self.group_mm, 0.0, 100.0)
         check_range("detect.min_area_mm2", self.min_area_mm2, 0.0, 1e9)
+        check_range("detect.min_area_px", self.min_area_px, 0, 1e6)
         check_range("detect.max_area_mm2", self.max_area_mm2, 0.0, 1e9)
         check_range("detect.texture_mm", self.texture_mm, 1.0, 200.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
@@ -333,7 +339,7 @@ def candidates(
         m = glab[sl] == g
         npx = int(m.sum())
         area = npx * sp * sp
-        if area < p.min_area_mm2 or area > p.max_area_mm2:
+        if area < p.min_area_mm2 or area > p.max_area_mm2 or npx < p.min_area_px:
             continue
         c = cnr[sl][m]
         sub_lab = lab[sl]
