@@ -121,6 +121,36 @@ def _rethreshold(pixels: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
+def detected_detections(case: Case) -> tuple[AnatomyMap, Detections, list[dict]]:
+    """What the pipeline hands to describe: calcimg's own anatomy map and every detector
+    candidate (before the confidence cut) that finds a truth lesion, paired with it.
+
+    Returns (anatomy map, detections, the lesion each detection finds).
+    """
+    from calcimg.anatomy import map_anatomy
+    from calcimg.config import load_config
+    from calcimg.detect import candidates
+    from calcimg.evaluation import finding_hits_lesion
+
+    cfg = load_config()
+    amap = map_anatomy(case.radiograph, params=cfg.anatomy)
+    found, _ = candidates(case.radiograph, amap, cfg.detect)
+    items, lesions = [], []
+    for bbox, particles, _feats in found:
+        ys, xs = np.nonzero(particles)
+        f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys.mean(), bbox[1] + xs.mean()]}
+        hit = [
+            les
+            for les in case.truth["lesions"]
+            if finding_hits_lesion(f, les, case.radiograph.pixel_spacing_mm)
+        ]
+        if len(hit) != 1:  # a candidate spanning two lesions has no single pattern
+            continue
+        items.append(Detection(id=len(items) + 1, bbox=bbox, particles=particles, confidence=1.0))
+        lesions.append(hit[0])
+    return amap, Detections(items=tuple(items)), lesions
+
+
 def truth_detections(case: Case, perturbation: str = "none") -> tuple[Detections, list[dict]]:
     """One Detection per truth lesion (same order as the returned lesion dicts)."""
     items = []

@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 
 from calcimg.config import load_config
 from calcimg.describe import FEATURES, PATTERNS, DescribeParams, describe, pattern_features
-from describe_data import PERTURBATIONS, iter_cases, truth_detections
+from describe_data import PERTURBATIONS, detected_detections, iter_cases, truth_detections
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / "models" / "params.toml"
@@ -39,15 +39,17 @@ END = "# <<< [describe]"
 
 
 def collect(
-    folder: Path, params: DescribeParams
+    folder: Path, params: DescribeParams, detected: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Feature rows, pattern indices, image index per row, and the images' seeds."""
     xs, ys, groups, seeds = [], [], [], []
     for case in iter_cases(folder):
         seeds.append(int(case.truth.get("seed", -1)))
-        for pert in PERTURBATIONS:
-            dets, lesions = truth_detections(case, pert)
-            out = describe(case.radiograph, case.anatomy, dets, params=params)
+        variants = [(case.anatomy, *truth_detections(case, pert)) for pert in PERTURBATIONS]
+        if detected:
+            variants.append(detected_detections(case))
+        for amap, dets, lesions in variants:
+            out = describe(case.radiograph, amap, dets, params=params)
             for les, item in zip(lesions, out.items, strict=True):
                 f = pattern_features(item.descriptors, item.location)
                 xs.append([f[k] for k in FEATURES])
@@ -104,12 +106,13 @@ def section_text(
     seeds: list[int],
     l2: float,
     n_rows: int,
+    variants: list[str],
 ) -> str:
     defaults = DescribeParams()
     lines = [
         BEGIN,
         f"# Pattern model fitted on {folder} (seeds {seeds[0]}-{seeds[-1]}, {len(seeds)} images,",
-        f"# {n_rows} rows = lesions x mask variants {', '.join(PERTURBATIONS)}), L2 = {l2}.",
+        f"# {n_rows} rows = lesions x mask variants {', '.join(variants)}), L2 = {l2}.",
         "# score_p = softmax_p(sum_k w_p[k] * feature_k); features in calcimg.describe.FEATURES",
         "[describe]",
     ]
@@ -138,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--l2", type=float, default=0.3)
+    ap.add_argument(
+        "--detected",
+        action="store_true",
+        help="also train on the detector's own candidates that find a truth lesion, "
+        "described with calcimg's anatomy map (what describe sees in the pipeline)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print, do not write params.toml")
     ap.add_argument("--cache", type=Path, help="reuse / save the measured features (.npz)")
     a = ap.parse_args(argv)
@@ -148,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         z = np.load(a.cache)
         x, y, groups, seeds = z["x"], z["y"], z["groups"], z["seeds"].tolist()
     else:
-        x, y, groups, seeds = collect(a.folder, params)
+        x, y, groups, seeds = collect(a.folder, params, a.detected)
         if a.cache is not None:
             np.savez(a.cache, x=x, y=y, groups=groups, seeds=np.array(seeds))
     print(f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}")
@@ -167,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     w = fit(x, y, a.l2, prior)
     acc = float(((x @ w.T).argmax(1) == y).mean())
     print(f"training accuracy {acc:.3f}")
-    text = section_text(params, w, a.folder, seeds, a.l2, len(y))
+    variants = [*PERTURBATIONS, "detected"] if a.detected else list(PERTURBATIONS)
+    text = section_text(params, w, a.folder, seeds, a.l2, len(y), variants)
     print(text)
     if not a.dry_run:
         write_section(text)
