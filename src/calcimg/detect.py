@@ -194,10 +194,10 @@ def _opening(img: np.ndarray, size_px: int) -> np.ndarray:
     return cv2.dilate(cv2.erode(img, k), k)
 
 
-_STAT_SAMPLES = 250_000
+_STAT_SAMPLES = 50_000
 """Robust statistics of a region use at most about this many of its pixels (a regular
-subsample): the median of millions of pixels cost a fifth of detection on a 9 MP film
-and moves by well under 1 % when estimated from a quarter of a million."""
+subsample): the median of millions of pixels cost a fifth of detection on a 9 MP film;
+from 50 000 samples a median's standard error is about 0.6 % of the spread."""
 
 
 def _sample(v: np.ndarray) -> np.ndarray:
@@ -305,7 +305,7 @@ def candidates(
     busy = cv2.boxFilter(
         ((cnr >= p.grow_cnr) & (labels > 0)).astype(np.float32), -1, (kt, kt), normalize=False
     )
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
+    n, lab = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8)
     if n <= 1:
         return [], sp
     seed_max = np.zeros(n, dtype=np.float32)
