@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    files = sorted(
-        f for f in args.folder.glob("*.dcm") if f.with_suffix(".truth.json").is_file()
-    )
+    files = sorted(f for f in args.folder.glob("*.dcm") if f.with_suffix(".truth.json").is_file())
     if not files:
         print(f"{args.folder}: no NAME.dcm with NAME.truth.json", file=sys.stderr)
         return 2
@@ -116,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         found = tot["any"][k]
         per = tot["entries"][k] / found if found else float("nan")
-        print(
-            f"{k:8s} {t:5d} {tot['same'][k] / t:10.2f} {found / t:9.2f} {per:15.2f}"
-        )
+        print(f"{k:8s} {t:5d} {tot['same'][k] / t:10.2f} {found / t:9.2f} {per:15.2f}")
     t_all = sum(tot["truth"].values())
     print(
         f"{'all':8s} {t_all:5d} {sum(tot['same'].values()) / t_all:10.2f} "

@@ -31,6 +31,7 @@ from enum import IntEnum
 import cv2
 import numpy as np
 
+from calcimg.foreign import find_foreign
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
@@ -689,41 +690,12 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         v2 = resid2[body]
         t2 = max(_otsu(v2) * p.bone_threshold_scale, p.bone_min_contrast * spread)
         bone = body & (resid2 > t2)
-    sat = (img >= p.foreign_frac) & ~collim
     big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
-    if big.any():
-        bvals = img[big]
-        soft_vals = img[body & ~bone]
-        soft_level = float(np.median(soft_vals)) if soft_vals.size else float(np.median(bvals))
-        b995 = float(np.percentile(bvals, 99.5))
-        dense = img > b995 + p.foreign_bone_margin * max(float(np.median(bvals)) - soft_level, 0.0)
-        sat |= dense & ~collim
-    foreign = _keep_large(sat, p.foreign_min_area_mm2 / px_area)
-    n_f, lab_f, st_f, _ = cv2.connectedComponentsWithStats(foreign.astype(np.uint8), connectivity=8)
-    confounders: list[Confounder] = []
+    fb = find_foreign(
+        img, body=body, bone=big, collimation=collim, spacing_mm=sp, film_shape=shape, params=p
+    )
+    foreign, confounders = fb.mask, fb.confounders
     fr, fc = shape[0] / h, shape[1] / w
-    keep_f = np.zeros(n_f, dtype=bool)
-    for i in range(1, n_f):
-        area = float(st_f[i, cv2.CC_STAT_AREA]) * px_area
-        if area > p.foreign_max_area_mm2:
-            continue
-        keep_f[i] = True
-        x, y, bw, bh = (int(v) for v in st_f[i, :4])
-        extent = max(bw, bh) * sp
-        inside = bool(body[min(y + bh // 2, h - 1), min(x + bw // 2, w - 1)])
-        kind = "marker" if extent <= p.text_max_mm and not inside else "metal"
-        bbox = (
-            int(y * fr),
-            int(x * fc),
-            min(shape[0], int(np.ceil((y + bh) * fr))),
-            min(shape[1], int(np.ceil((x + bw) * fc))),
-        )
-        confounders.append(Confounder(kind=kind, bbox=bbox, area_mm2=round(area, 2)))
-    foreign = keep_f[lab_f]
-    if p.foreign_dilate_mm > 0 and foreign.any():
-        foreign = cv2.dilate(foreign.astype(np.uint8), _disc(2 * p.foreign_dilate_mm / sp + 1)) > 0
-    if collim.any():
-        confounders.append(_collimation_confounder(collim, shape, fr, fc, px_area))
 
     # --- bone ---
     if foreign.any():
@@ -800,24 +772,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         grid_joint_labels=joint_lab,
         grid_distance_to_bone_mm=dist,
         joints=tuple(joints),
-        confounders=tuple(confounders),
+        confounders=confounders,
         body_part=name_hint or (radiograph.body_part_examined or "").strip().lower() or None,
         soft_tissue_level=soft_level_v,
         bone_level=bone_level,
     )
 
-
-def _collimation_confounder(
-    collim: np.ndarray, shape: tuple[int, int], fr: float, fc: float, px_area: float
-) -> Confounder:
-    rows = np.flatnonzero(collim.any(axis=1))
-    cols = np.flatnonzero(collim.any(axis=0))
-    bbox = (
-        int(rows[0] * fr),
-        int(cols[0] * fc),
-        min(shape[0], int(np.ceil((rows[-1] + 1) * fr))),
-        min(shape[1], int(np.ceil((cols[-1] + 1) * fc))),
-    )
-    return Confounder(
-        kind="collimation", bbox=bbox, area_mm2=round(float(collim.sum()) * px_area, 1)
-    )
