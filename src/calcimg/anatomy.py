@@ -17,10 +17,11 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    inside the body, in components of at least ``bone_min_area_mm2``, holes filled
    (calcifications are small, ``DOMAIN.md``). Cortex: the outer ``cortex_mm`` of bone.
 4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones.
-5. Foreign: near the film's maximum or above the dense tail of bone, not collimation;
-   listed as :class:`~calcimg.result.Confounder` (marker/text when small and compact,
-   metal otherwise) and never reported as calcification (``DOMAIN.md``, "Confounders
-   that look like calcification").
+5. Foreign (:func:`calcimg.foreign.find_foreign`): markers, burned-in text and metal,
+   by contrast against their surroundings in units of the film's bone - soft-tissue
+   contrast, size and shape; listed as :class:`~calcimg.result.Confounder` (one entry
+   per object) and never reported as calcification (``DOMAIN.md``, "Confounders that
+   look like calcification").
 """
 
 from __future__ import annotations
@@ -90,16 +91,60 @@ class AnatomyParams:
     cortex_mm: float = 1.5
     joint_gap_mm: float = 8.0
     """Largest gap between two bones that is a joint space."""
-    foreign_frac: float = 0.985
-    """Pixels above this fraction of the film's range are near saturation (foreign)."""
-    foreign_bone_margin: float = 0.6
-    """Foreign is also above the bone's 99.5th percentile plus this fraction of the
-    bone - soft-tissue contrast."""
-    foreign_min_area_mm2: float = 0.5
+    foreign_unit_floor: float = 0.1
+    """Foreign contrasts are in units of the film's median bone minus median soft
+    tissue, at least this fraction of the exposed range (1st percentile to maximum)."""
+    foreign_local_mm: float = 8.0
+    """Box of the body's local mean against which dense seeds stand out."""
+    foreign_local_contrast: float = 1.0
+    """A seed inside the body exceeds that local mean by this many contrast units (and
+    is denser than the median bone)."""
+    foreign_merge_mm: float = 2.0
+    """Seeds within this distance are one object (fragments of a letter or a clip)."""
+    foreign_ring_mm: float = 2.0
+    """Width of the ring around an object whose median is its surroundings' level."""
+    foreign_min_contrast: float = 1.4
+    """An object's plateau (90th percentile) exceeds its ring by this many units."""
+    foreign_min_area_mm2: float = 2.0
+    """Smaller objects are not listed (single hot pixels, specks); they stay foreign."""
     foreign_max_area_mm2: float = 3000.0
     foreign_dilate_mm: float = 1.0
-    text_max_mm: float = 15.0
-    """Compact foreign bodies no longer than this are markers or text."""
+    """The foreign mask is grown by this margin (the blurred edge of metal)."""
+    edge_line_mm: float = 4.0
+    edge_line_aspect: float = 5.0
+    """Objects no thicker than ``edge_line_mm`` and this many times as long, touching the
+    film's border, the collimation or (inside the body) the background are edge lines
+    (processing overshoot, the exposed field's rim), not objects."""
+    marker_min_mm: float = 4.0
+    marker_max_mm: float = 25.0
+    """Lead markers (letters, arrows) have an extent in this range, mm."""
+    marker_min_contrast: float = 2.5
+    """A compact object over the body is a marker (not metal) from this contrast on
+    (lead stops nearly the whole beam)."""
+    marker_min_aspect: float = 0.4
+    """Markers are at least this wide for their length (minimum-area rectangle); a
+    subcutaneous microchip or a needle is not."""
+    marker_min_saturated: float = 0.5
+    """... or have this fraction of their pixels at the film's densest level."""
+    marker_max_solidity: float = 0.9
+    """Over the body, a marker is letter-shaped: its area is at most this fraction of its
+    convex hull's (a metal disc or a filling is solid)."""
+    metal_flat_below: float = 2.0
+    metal_min_plateau: float = 0.7
+    """Metal below ``metal_flat_below`` contrast units must be flat-topped: this fraction
+    of it within a quarter of its contrast of its plateau (dental fillings are; the
+    tip of a bone is graded)."""
+    text_glyph_min_mm2: float = 1.0
+    text_glyph_max_mm: float = 8.0
+    """Burned-in glyphs: components of at least ``text_glyph_min_mm2`` and at most this
+    extent."""
+    text_min_glyphs: int = 3
+    """A group of glyphs within ``text_merge_mm`` is text from this many glyphs on."""
+    text_merge_mm: float = 6.0
+    """Glyphs (and words, lines) this close are one text entry."""
+    text_min_saturated: float = 0.3
+    """Glyphs over the body must have this fraction at the film's densest level (text is
+    burned in at full white)."""
 
     def __post_init__(self) -> None:
         check_range("anatomy.grid_mm", self.grid_mm, 0.05, 5.0)
@@ -119,12 +164,30 @@ class AnatomyParams:
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
-        check_range("anatomy.foreign_frac", self.foreign_frac, 0.0, 1.0)
-        check_range("anatomy.foreign_bone_margin", self.foreign_bone_margin, 0.0, 1e9)
+        check_range("anatomy.foreign_unit_floor", self.foreign_unit_floor, 0.0, 1.0)
+        check_range("anatomy.foreign_local_mm", self.foreign_local_mm, 0.5, 100.0)
+        check_range("anatomy.foreign_local_contrast", self.foreign_local_contrast, 0.0, 100.0)
+        check_range("anatomy.foreign_merge_mm", self.foreign_merge_mm, 0.0, 50.0)
+        check_range("anatomy.foreign_ring_mm", self.foreign_ring_mm, 0.1, 50.0)
+        check_range("anatomy.foreign_min_contrast", self.foreign_min_contrast, 0.0, 100.0)
         check_range("anatomy.foreign_min_area_mm2", self.foreign_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.foreign_max_area_mm2", self.foreign_max_area_mm2, 0.0, 1e9)
         check_range("anatomy.foreign_dilate_mm", self.foreign_dilate_mm, 0.0, 20.0)
-        check_range("anatomy.text_max_mm", self.text_max_mm, 0.0, 1e9)
+        check_range("anatomy.edge_line_mm", self.edge_line_mm, 0.0, 50.0)
+        check_range("anatomy.edge_line_aspect", self.edge_line_aspect, 1.0, 1e3)
+        check_range("anatomy.marker_min_mm", self.marker_min_mm, 0.0, 1e3)
+        check_range("anatomy.marker_max_mm", self.marker_max_mm, self.marker_min_mm, 1e3)
+        check_range("anatomy.marker_min_contrast", self.marker_min_contrast, 0.0, 100.0)
+        check_range("anatomy.marker_min_aspect", self.marker_min_aspect, 0.0, 1.0)
+        check_range("anatomy.marker_min_saturated", self.marker_min_saturated, 0.0, 1.0)
+        check_range("anatomy.marker_max_solidity", self.marker_max_solidity, 0.0, 1.0)
+        check_range("anatomy.metal_flat_below", self.metal_flat_below, 0.0, 100.0)
+        check_range("anatomy.metal_min_plateau", self.metal_min_plateau, 0.0, 1.0)
+        check_range("anatomy.text_glyph_min_mm2", self.text_glyph_min_mm2, 0.0, 1e3)
+        check_range("anatomy.text_glyph_max_mm", self.text_glyph_max_mm, 0.0, 1e3)
+        check_range("anatomy.text_min_glyphs", self.text_min_glyphs, 1, 1000)
+        check_range("anatomy.text_merge_mm", self.text_merge_mm, 0.0, 100.0)
+        check_range("anatomy.text_min_saturated", self.text_min_saturated, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -777,4 +840,3 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         soft_tissue_level=soft_level_v,
         bone_level=bone_level,
     )
-
