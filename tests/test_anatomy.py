@@ -10,6 +10,7 @@ import pytest
 
 from calcimg.anatomy import AnatomyParams, Region, map_anatomy
 from calcimg.errors import ConfigError
+from calcimg.result import Confounder
 from phantoms import make_phantom
 
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
@@ -182,3 +183,82 @@ def test_map_at_film_resolution_serves_its_arrays() -> None:
     assert np.isinf(amap.distance_to_bone_mm_at((slice(1, 3), slice(0, 9)))).all()
     with pytest.raises(ValueError, match=r"grid_cortex has shape \(4, 7\); expected"):
         dataclasses.replace(amap, grid_cortex=np.zeros((4, 7), bool))
+
+
+# --- foreign bodies: markers, text and metal (issue #4) ---
+
+
+def _confounders_on(path: Path) -> tuple[list[Confounder], np.ndarray]:
+    from calcimg.ingest import read_radiograph
+
+    if not path.is_file():
+        pytest.skip(f"{path} is not available (shared DICOM corpus)")
+    amap = map_anatomy(read_radiograph(path), params=AnatomyParams())
+    return list(amap.confounders), amap.labels
+
+
+def _at(conf: list[Confounder], r: int, c: int) -> list[str]:
+    return [x.kind for x in conf if x.bbox[0] <= r < x.bbox[2] and x.bbox[1] <= c < x.bbox[3]]
+
+
+DENTAL = SHARED_DICOM / "radiographs" / "CR-ModalitySequenceLUT.dcm"
+
+
+def test_dental_panoramic_lists_the_r_marker_and_the_fillings_not_the_field_edge() -> None:
+    conf, labels = _confounders_on(DENTAL)
+    # the lead "R" bottom-left (rows ~1425-1485, cols ~105-150): one marker
+    assert _at(conf, 1455, 125) == ["marker"]
+    # the amalgam fillings of the molars (rows ~950-1250, cols 550-1450) are metal
+    # and never soft tissue
+    fillings = [x for x in conf if x.kind == "metal" and x.bbox[0] >= 950 and x.bbox[2] <= 1250]
+    assert fillings and all(x.bbox[1] >= 550 and x.bbox[3] <= 1450 for x in fillings)
+    assert labels[1197, 1211] == Region.FOREIGN
+    # the bright rim along the top of the exposed field (row ~623) is no object
+    assert not [x for x in conf if x.kind != "collimation" and x.bbox[0] < 660]
+
+
+def test_rg3_marker_is_a_marker_and_no_bone_is_metal() -> None:
+    from realdata import pydicom_testfile
+
+    conf, labels = _confounders_on(Path(pydicom_testfile("RG3_UNCR.dcm")))
+    # the lead "R" right of the ankle (rows ~1390-1470, cols ~1150-1215)
+    assert _at(conf, 1430, 1185) == ["marker"]
+    assert (labels[1400:1460, 1160:1210] == Region.FOREIGN).mean() > 0.5
+    # the film holds no metal: the dense tarsal bones and the top edge are not
+    assert [x.kind for x in conf if x.kind != "collimation"] == ["marker"]
+
+
+def test_chest_corner_pixels_and_edge_specks_are_not_listed() -> None:
+    conf, _ = _confounders_on(SHARED_DICOM / "radiographs" / "CR-MONO1-10-chest.dcm")
+    # single bright pixels in the film's corners and specks along its bottom edge
+    assert [x for x in conf if x.kind != "collimation"] == []
+
+
+def _lettered_phantom() -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+    """The 0.2 mm phantom with a lead "L" over the air beside the limb and two lines of
+    burned-in text (full white) in the top-left corner; returns pixels and centres."""
+    import cv2
+
+    ph = make_phantom(0.2)
+    px = ph.radiograph.pixels.copy()
+    top = float(px.max()) * 1.6
+    canvas = np.zeros(px.shape, np.uint8)
+    cv2.putText(canvas, "L", (20, 420), cv2.FONT_HERSHEY_SIMPLEX, 1.8, 1, 8)
+    px[canvas > 0] = float(px.max()) * 1.3
+    text = np.zeros(px.shape, np.uint8)
+    cv2.putText(text, "KNEE AP", (15, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 2)
+    cv2.putText(text, "SUPINE", (15, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 2)
+    px[text > 0] = top
+    return px, {"marker": (400, 40), "text": (30, 60)}
+
+
+def test_lead_letter_and_burned_in_text_are_one_entry_each() -> None:
+    ph = make_phantom(0.2)
+    px, centres = _lettered_phantom()
+    rg = dataclasses.replace(ph.radiograph, pixels=px, value_range=(0.0, float(px.max())))
+    amap = map_anatomy(rg, params=AnatomyParams())
+    conf = list(amap.confounders)
+    assert sorted(x.kind for x in conf) == ["marker", "text"]
+    for kind, (r, c) in centres.items():
+        assert _at(conf, r, c) == [kind]
+        assert amap.labels[r - 3 : r + 4, c - 3 : c + 4].max() == Region.FOREIGN

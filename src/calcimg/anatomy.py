@@ -17,10 +17,11 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    inside the body, in components of at least ``bone_min_area_mm2``, holes filled
    (calcifications are small, ``DOMAIN.md``). Cortex: the outer ``cortex_mm`` of bone.
 4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones.
-5. Foreign: near the film's maximum or above the dense tail of bone, not collimation;
-   listed as :class:`~calcimg.result.Confounder` (marker/text when small and compact,
-   metal otherwise) and never reported as calcification (``DOMAIN.md``, "Confounders
-   that look like calcification").
+5. Foreign (:func:`calcimg.foreign.find_foreign`): markers, burned-in text and metal,
+   by contrast against their surroundings in units of the film's bone - soft-tissue
+   contrast, size and shape; listed as :class:`~calcimg.result.Confounder` (one entry
+   per object) and never reported as calcification (``DOMAIN.md``, "Confounders that
+   look like calcification").
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from enum import IntEnum
 import cv2
 import numpy as np
 
+from calcimg.foreign import find_foreign
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
@@ -89,16 +91,60 @@ class AnatomyParams:
     cortex_mm: float = 1.5
     joint_gap_mm: float = 8.0
     """Largest gap between two bones that is a joint space."""
-    foreign_frac: float = 0.985
-    """Pixels above this fraction of the film's range are near saturation (foreign)."""
-    foreign_bone_margin: float = 0.6
-    """Foreign is also above the bone's 99.5th percentile plus this fraction of the
-    bone - soft-tissue contrast."""
-    foreign_min_area_mm2: float = 0.5
+    foreign_unit_floor: float = 0.1
+    """Foreign contrasts are in units of the film's median bone minus median soft
+    tissue, at least this fraction of the exposed range (1st percentile to maximum)."""
+    foreign_local_mm: float = 8.0
+    """Box of the body's local mean against which dense seeds stand out."""
+    foreign_local_contrast: float = 1.0
+    """A seed inside the body exceeds that local mean by this many contrast units (and
+    is denser than the median bone)."""
+    foreign_merge_mm: float = 2.0
+    """Seeds within this distance are one object (fragments of a letter or a clip)."""
+    foreign_ring_mm: float = 2.0
+    """Width of the ring around an object whose median is its surroundings' level."""
+    foreign_min_contrast: float = 1.4
+    """An object's plateau (90th percentile) exceeds its ring by this many units."""
+    foreign_min_area_mm2: float = 2.0
+    """Smaller objects are not listed (single hot pixels, specks); they stay foreign."""
     foreign_max_area_mm2: float = 3000.0
     foreign_dilate_mm: float = 1.0
-    text_max_mm: float = 15.0
-    """Compact foreign bodies no longer than this are markers or text."""
+    """The foreign mask is grown by this margin (the blurred edge of metal)."""
+    edge_line_mm: float = 4.0
+    edge_line_aspect: float = 5.0
+    """Objects no thicker than ``edge_line_mm`` and this many times as long, touching the
+    film's border, the collimation or (inside the body) the background are edge lines
+    (processing overshoot, the exposed field's rim), not objects."""
+    marker_min_mm: float = 4.0
+    marker_max_mm: float = 25.0
+    """Lead markers (letters, arrows) have an extent in this range, mm."""
+    marker_min_contrast: float = 2.5
+    """A compact object over the body is a marker (not metal) from this contrast on
+    (lead stops nearly the whole beam)."""
+    marker_min_aspect: float = 0.4
+    """Markers are at least this wide for their length (minimum-area rectangle); a
+    subcutaneous microchip or a needle is not."""
+    marker_min_saturated: float = 0.5
+    """... or have this fraction of their pixels at the film's densest level."""
+    marker_max_solidity: float = 0.9
+    """Over the body, a marker is letter-shaped: its area is at most this fraction of its
+    convex hull's (a metal disc or a filling is solid)."""
+    metal_flat_below: float = 2.0
+    metal_min_plateau: float = 0.7
+    """Metal below ``metal_flat_below`` contrast units must be flat-topped: this fraction
+    of it within a quarter of its contrast of its plateau (dental fillings are; the
+    tip of a bone is graded)."""
+    text_glyph_min_mm2: float = 1.0
+    text_glyph_max_mm: float = 8.0
+    """Burned-in glyphs: components of at least ``text_glyph_min_mm2`` and at most this
+    extent."""
+    text_min_glyphs: int = 3
+    """A group of glyphs within ``text_merge_mm`` is text from this many glyphs on."""
+    text_merge_mm: float = 6.0
+    """Glyphs (and words, lines) this close are one text entry."""
+    text_min_saturated: float = 0.3
+    """Glyphs over the body must have this fraction at the film's densest level (text is
+    burned in at full white)."""
 
     def __post_init__(self) -> None:
         check_range("anatomy.grid_mm", self.grid_mm, 0.05, 5.0)
@@ -118,12 +164,30 @@ class AnatomyParams:
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
-        check_range("anatomy.foreign_frac", self.foreign_frac, 0.0, 1.0)
-        check_range("anatomy.foreign_bone_margin", self.foreign_bone_margin, 0.0, 1e9)
+        check_range("anatomy.foreign_unit_floor", self.foreign_unit_floor, 0.0, 1.0)
+        check_range("anatomy.foreign_local_mm", self.foreign_local_mm, 0.5, 100.0)
+        check_range("anatomy.foreign_local_contrast", self.foreign_local_contrast, 0.0, 100.0)
+        check_range("anatomy.foreign_merge_mm", self.foreign_merge_mm, 0.0, 50.0)
+        check_range("anatomy.foreign_ring_mm", self.foreign_ring_mm, 0.1, 50.0)
+        check_range("anatomy.foreign_min_contrast", self.foreign_min_contrast, 0.0, 100.0)
         check_range("anatomy.foreign_min_area_mm2", self.foreign_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.foreign_max_area_mm2", self.foreign_max_area_mm2, 0.0, 1e9)
         check_range("anatomy.foreign_dilate_mm", self.foreign_dilate_mm, 0.0, 20.0)
-        check_range("anatomy.text_max_mm", self.text_max_mm, 0.0, 1e9)
+        check_range("anatomy.edge_line_mm", self.edge_line_mm, 0.0, 50.0)
+        check_range("anatomy.edge_line_aspect", self.edge_line_aspect, 1.0, 1e3)
+        check_range("anatomy.marker_min_mm", self.marker_min_mm, 0.0, 1e3)
+        check_range("anatomy.marker_max_mm", self.marker_max_mm, self.marker_min_mm, 1e3)
+        check_range("anatomy.marker_min_contrast", self.marker_min_contrast, 0.0, 100.0)
+        check_range("anatomy.marker_min_aspect", self.marker_min_aspect, 0.0, 1.0)
+        check_range("anatomy.marker_min_saturated", self.marker_min_saturated, 0.0, 1.0)
+        check_range("anatomy.marker_max_solidity", self.marker_max_solidity, 0.0, 1.0)
+        check_range("anatomy.metal_flat_below", self.metal_flat_below, 0.0, 100.0)
+        check_range("anatomy.metal_min_plateau", self.metal_min_plateau, 0.0, 1.0)
+        check_range("anatomy.text_glyph_min_mm2", self.text_glyph_min_mm2, 0.0, 1e3)
+        check_range("anatomy.text_glyph_max_mm", self.text_glyph_max_mm, 0.0, 1e3)
+        check_range("anatomy.text_min_glyphs", self.text_min_glyphs, 1, 1000)
+        check_range("anatomy.text_merge_mm", self.text_merge_mm, 0.0, 100.0)
+        check_range("anatomy.text_min_saturated", self.text_min_saturated, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -689,41 +753,12 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         v2 = resid2[body]
         t2 = max(_otsu(v2) * p.bone_threshold_scale, p.bone_min_contrast * spread)
         bone = body & (resid2 > t2)
-    sat = (img >= p.foreign_frac) & ~collim
     big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
-    if big.any():
-        bvals = img[big]
-        soft_vals = img[body & ~bone]
-        soft_level = float(np.median(soft_vals)) if soft_vals.size else float(np.median(bvals))
-        b995 = float(np.percentile(bvals, 99.5))
-        dense = img > b995 + p.foreign_bone_margin * max(float(np.median(bvals)) - soft_level, 0.0)
-        sat |= dense & ~collim
-    foreign = _keep_large(sat, p.foreign_min_area_mm2 / px_area)
-    n_f, lab_f, st_f, _ = cv2.connectedComponentsWithStats(foreign.astype(np.uint8), connectivity=8)
-    confounders: list[Confounder] = []
+    fb = find_foreign(
+        img, body=body, bone=big, collimation=collim, spacing_mm=sp, film_shape=shape, params=p
+    )
+    foreign, confounders = fb.mask, fb.confounders
     fr, fc = shape[0] / h, shape[1] / w
-    keep_f = np.zeros(n_f, dtype=bool)
-    for i in range(1, n_f):
-        area = float(st_f[i, cv2.CC_STAT_AREA]) * px_area
-        if area > p.foreign_max_area_mm2:
-            continue
-        keep_f[i] = True
-        x, y, bw, bh = (int(v) for v in st_f[i, :4])
-        extent = max(bw, bh) * sp
-        inside = bool(body[min(y + bh // 2, h - 1), min(x + bw // 2, w - 1)])
-        kind = "marker" if extent <= p.text_max_mm and not inside else "metal"
-        bbox = (
-            int(y * fr),
-            int(x * fc),
-            min(shape[0], int(np.ceil((y + bh) * fr))),
-            min(shape[1], int(np.ceil((x + bw) * fc))),
-        )
-        confounders.append(Confounder(kind=kind, bbox=bbox, area_mm2=round(area, 2)))
-    foreign = keep_f[lab_f]
-    if p.foreign_dilate_mm > 0 and foreign.any():
-        foreign = cv2.dilate(foreign.astype(np.uint8), _disc(2 * p.foreign_dilate_mm / sp + 1)) > 0
-    if collim.any():
-        confounders.append(_collimation_confounder(collim, shape, fr, fc, px_area))
 
     # --- bone ---
     if foreign.any():
@@ -800,24 +835,8 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         grid_joint_labels=joint_lab,
         grid_distance_to_bone_mm=dist,
         joints=tuple(joints),
-        confounders=tuple(confounders),
+        confounders=confounders,
         body_part=name_hint or (radiograph.body_part_examined or "").strip().lower() or None,
         soft_tissue_level=soft_level_v,
         bone_level=bone_level,
-    )
-
-
-def _collimation_confounder(
-    collim: np.ndarray, shape: tuple[int, int], fr: float, fc: float, px_area: float
-) -> Confounder:
-    rows = np.flatnonzero(collim.any(axis=1))
-    cols = np.flatnonzero(collim.any(axis=0))
-    bbox = (
-        int(rows[0] * fr),
-        int(cols[0] * fc),
-        min(shape[0], int(np.ceil((rows[-1] + 1) * fr))),
-        min(shape[1], int(np.ceil((cols[-1] + 1) * fc))),
-    )
-    return Confounder(
-        kind="collimation", bbox=bbox, area_mm2=round(float(collim.sum()) * px_area, 1)
     )
