@@ -76,6 +76,9 @@ class DetectParams:
     border_margin_mm: float = 1.5
     """Band along the film's border and along background (collimator edges, skin line)
     where candidates are not looked for."""
+    collimation_margin_mm: float = 3.0
+    """Band along unexposed film (collimator blades, the film's border) where candidates
+    are not looked for; their penumbra is wider than the skin line's."""
     edge_band_mm: float = 1.5
     """A particle pixel this close to bone counts as on the bone edge."""
     group_mm: float = 5.0
@@ -122,6 +125,7 @@ class DetectParams:
         check_range("detect.grow_cnr", self.grow_cnr, 0.0, self.seed_cnr)
         check_range("detect.bone_margin_mm", self.bone_margin_mm, 0.0, 20.0)
         check_range("detect.border_margin_mm", self.border_margin_mm, 0.0, 50.0)
+        check_range("detect.collimation_margin_mm", self.collimation_margin_mm, 0.0, 50.0)
         check_range("detect.edge_band_mm", self.edge_band_mm, 0.0, 20.0)
         check_range("detect.group_mm", self.group_mm, 0.0, 100.0)
         check_range("detect.min_area_mm2", self.min_area_mm2, 0.0, 1e9)
@@ -295,6 +299,20 @@ def candidates(
         allowed[-mb:, :] = False
         allowed[:, :mb] = False
         allowed[:, -mb:] = False
+    mc = int(round(p.collimation_margin_mm / sp))
+    if mc > mb:
+        # unexposed film (background brighter than soft tissue: collimator blades, the
+        # film's unexposed border) has a penumbra wider than the skin line's
+        lev = anatomy.soft_tissue_level
+        if lev is not None:
+            unexposed = ((labels == Region.BACKGROUND) & (img > lev)).astype(np.uint8)
+            if unexposed.any():
+                k_mc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * mc + 1,) * 2)
+                allowed &= cv2.dilate(unexposed, k_mc) == 0
+        allowed[:mc, :] = False
+        allowed[-mc:, :] = False
+        allowed[:, :mc] = False
+        allowed[:, -mc:] = False
     if not allowed.any():
         return [], sp
     cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)
