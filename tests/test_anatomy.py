@@ -32,6 +32,18 @@ def test_phantom_body_and_bone_match_the_drawn_masks() -> None:
     assert amap.cortex.any()
 
 
+@pytest.mark.parametrize("method", ["threshold", "edges"])
+def test_bone_methods_keep_calcifications_out_of_bone(method: str) -> None:
+    # two calcified spheres (3 and 5 mm) and a tram-track beside the shaft: sharp-edged
+    # and bright, but rounded or thin, so neither method may call them bone
+    ph = make_phantom(0.2, blobs=((30.0, 20.0, 3.0), (80.0, 85.0, 5.0)), tram=(20, 100, 90, 3.0))
+    amap = map_anatomy(ph.radiograph, params=AnatomyParams(bone_method=method))
+    bone = amap.labels == Region.BONE
+    assert _iou(bone, ph.bone) > 0.9
+    for name, mask in ph.lesions.items():
+        assert bone[mask].mean() < 0.05, name
+
+
 def test_distance_to_bone_is_in_mm() -> None:
     ph = make_phantom(0.2)
     amap = map_anatomy(ph.radiograph, params=AnatomyParams())
@@ -108,8 +120,9 @@ def test_collimated_band_is_background_and_listed() -> None:
         ({"grid_mm": 0.0}, r"anatomy\.grid_mm = 0\.0 is out of range"),
         ({"soft_poly_degree": 9}, r"anatomy\.soft_poly_degree = 9 is out of range"),
         ({"cortex_mm": -1.0}, r"anatomy\.cortex_mm = -1\.0 is out of range"),
+        ({"bone_method": "snakes"}, r"anatomy\.bone_method = 'snakes' is not a valid choice"),
     ],
-    ids=["grid-zero", "poly-degree-too-high", "negative-cortex"],
+    ids=["grid-zero", "poly-degree-too-high", "negative-cortex", "unknown-bone-method"],
 )
 def test_params_are_validated(overrides: dict[str, float], match: str) -> None:
     with pytest.raises(ConfigError, match=match):

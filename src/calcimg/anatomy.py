@@ -31,9 +31,11 @@ from enum import IntEnum
 
 import cv2
 import numpy as np
+from skimage.measure import regionprops
+from skimage.segmentation import watershed
 
 from calcimg.foreign import find_foreign
-from calcimg.params import check_range
+from calcimg.params import check_choice, check_range
 from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
 
@@ -88,6 +90,39 @@ class AnatomyParams:
     refine_sigma_mm: float = 15.0
     bone_hole_max_mm2: float = 1e9
     """Holes in bone up to this area are filled (bone); larger ones stay soft tissue."""
+    bone_method: str = "threshold"
+    """``threshold``: bone is the residual over the soft-tissue level above its Otsu
+    threshold (shipped). ``edges``: that bone grown, by a marker-controlled watershed on
+    the gradient, to the sharp steps that bound bones (cortices seen edge-on), keeping
+    only edge-bounded additions (experimental; see ``docs/detection.md``)."""
+    bone_edge_sigma_mm: float = 0.75
+    """Gaussian scale of the edge gradient (a cortical step is 1-2 mm wide)."""
+    bone_ramp_sigma_mm: float = 3.0
+    """Coarser scale against which edge sharpness is measured."""
+    bone_edge_snr: float = 6.0
+    """An edge's gradient exceeds this many times the soft tissue's noise gradient (its
+    25th percentile rescaled to a Rayleigh median)."""
+    bone_edge_sharpness: float = 2.0
+    """... and this many times the gradient at ``bone_ramp_sigma_mm`` (an ideal step: the
+    ratio of the scales, 4; a soft-tissue ramp over centimetres: 1)."""
+    bone_plateau_mm: float = 2.0
+    bone_step_frac: float = 0.5
+    """A step persists: the film ``bone_plateau_mm`` on the bright side exceeds that on
+    the dark side by this fraction of the step the gradient implies (a thin line, a
+    cortex's inner edge or a vessel wall does not)."""
+    bone_seed_mm: float = 1.5
+    """Bone and soft-tissue seeds are placed this far on either side of a step."""
+    bone_outline_edge: float = 0.5
+    """An added region keeps this fraction of its outline (inside the body, away from
+    threshold bone) on edges."""
+    bone_shell_mm: float = 3.0
+    """Additions touching threshold bone and within this distance of it are its margin."""
+    bone_iso_area_mm2: float = 1500.0
+    bone_iso_aspect: float = 2.0
+    bone_min_halfwidth_mm: float = 2.5
+    """Other additions are bone when at least ``bone_iso_area_mm2`` (plate-like bones),
+    or elongated (``bone_iso_aspect``) and at least twice this half-width (fibula,
+    metacarpals; vessel walls are 2-6 mm apart, clumps are rounded)."""
     cortex_mm: float = 1.5
     joint_gap_mm: float = 8.0
     """Largest gap between two bones that is a joint space."""
@@ -162,6 +197,19 @@ class AnatomyParams:
         check_range("anatomy.refine_sigma_mm", self.refine_sigma_mm, 1.0, 200.0)
         check_range("anatomy.bone_min_area_mm2", self.bone_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
+        check_choice("anatomy.bone_method", self.bone_method, ("threshold", "edges"))
+        check_range("anatomy.bone_edge_sigma_mm", self.bone_edge_sigma_mm, 0.1, 10.0)
+        check_range("anatomy.bone_ramp_sigma_mm", self.bone_ramp_sigma_mm, 0.2, 50.0)
+        check_range("anatomy.bone_edge_snr", self.bone_edge_snr, 0.0, 100.0)
+        check_range("anatomy.bone_edge_sharpness", self.bone_edge_sharpness, 0.0, 20.0)
+        check_range("anatomy.bone_plateau_mm", self.bone_plateau_mm, 0.1, 20.0)
+        check_range("anatomy.bone_step_frac", self.bone_step_frac, 0.0, 2.0)
+        check_range("anatomy.bone_seed_mm", self.bone_seed_mm, 0.1, 20.0)
+        check_range("anatomy.bone_outline_edge", self.bone_outline_edge, 0.0, 1.0)
+        check_range("anatomy.bone_shell_mm", self.bone_shell_mm, 0.0, 50.0)
+        check_range("anatomy.bone_iso_area_mm2", self.bone_iso_area_mm2, 0.0, 1e9)
+        check_range("anatomy.bone_iso_aspect", self.bone_iso_aspect, 1.0, 1e3)
+        check_range("anatomy.bone_min_halfwidth_mm", self.bone_min_halfwidth_mm, 0.0, 100.0)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
         check_range("anatomy.foreign_unit_floor", self.foreign_unit_floor, 0.0, 1.0)
@@ -682,6 +730,165 @@ def _poly_soft(small: np.ndarray, b: np.ndarray, degree: int) -> np.ndarray:
     return np.asarray(fit, dtype=np.float32)
 
 
+def _edge_gradient(
+    img: np.ndarray, soft: np.ndarray, sp: float, p: AnatomyParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Smoothed film, its gradient (rows, columns, magnitude; intensity per grid pixel)
+    at ``bone_edge_sigma_mm`` and the noise level of that magnitude in ``soft``.
+
+    The noise level is the 25th percentile of the magnitude over soft tissue divided by
+    0.758 (a Rayleigh distribution's 25th percentile over its scale): the lower quarter
+    is flat tissue, unlike the median, which ramps and texture pull up.
+    """
+    sig = p.bone_edge_sigma_mm / sp
+    sm = cv2.GaussianBlur(img, (0, 0), sig)
+    gr = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3) / np.float32(8.0)
+    gc = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3) / np.float32(8.0)
+    g = np.hypot(gr, gc)
+    noise = float(np.quantile(g[soft], 0.25)) / 0.758 if soft.any() else 0.0
+    return sm, gr, gc, g, noise
+
+
+def _step_seeds(
+    img: np.ndarray,
+    body: np.ndarray,
+    grad: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float],
+    sp: float,
+    p: AnatomyParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeds on the bright (bone) and dark (soft tissue) side of sharp, persistent steps.
+
+    A step pixel has a gradient above ``bone_edge_snr`` times the noise and above
+    ``bone_edge_sharpness`` times the gradient at ``bone_ramp_sigma_mm`` (a ramp is not
+    a step); its plateaus ``bone_plateau_mm`` either side along the gradient differ by
+    at least ``bone_step_frac`` of the step it implies (``g * sigma * sqrt(2 pi)``), and
+    both lie in the body (the skin line is not a bone edge). Returns bool (bone seeds,
+    soft seeds, step pixels), grid-sized.
+    """
+    sm, gr, gc, g, noise = grad
+    h, w = img.shape
+    s2 = cv2.GaussianBlur(img, (0, 0), p.bone_ramp_sigma_mm / sp)
+    g2 = np.hypot(
+        cv2.Sobel(s2, cv2.CV_32F, 0, 1, ksize=3), cv2.Sobel(s2, cv2.CV_32F, 1, 0, ksize=3)
+    )
+    g2 /= np.float32(8.0)
+    step = body & (g > p.bone_edge_snr * noise) & (g > p.bone_edge_sharpness * g2)
+    r, c = np.nonzero(step)
+    ur, uc = gr[r, c] / g[r, c], gc[r, c] / g[r, c]
+
+    def along(k: float) -> tuple[np.ndarray, np.ndarray]:
+        rr = np.clip(np.round(r + k * ur).astype(np.intp), 0, h - 1)
+        cc = np.clip(np.round(c + k * uc).astype(np.intp), 0, w - 1)
+        return rr, cc
+
+    pr, pc = along(p.bone_plateau_mm / sp)
+    nr, nc = along(-p.bone_plateau_mm / sp)
+    implied = g[r, c] * np.float32(p.bone_edge_sigma_mm / sp * np.sqrt(2.0 * np.pi))
+    ok = (sm[pr, pc] - sm[nr, nc] > p.bone_step_frac * implied) & body[nr, nc] & body[pr, pc]
+    bone_seed = np.zeros((h, w), dtype=bool)
+    soft_seed = np.zeros((h, w), dtype=bool)
+    br, bc = along(p.bone_seed_mm / sp)
+    dr, dc = along(-p.bone_seed_mm / sp)
+    bone_seed[br[ok], bc[ok]] = True
+    soft_seed[dr[ok], dc[ok]] = True
+    return bone_seed, soft_seed, step
+
+
+def _edge_watershed(
+    g: np.ndarray, body: np.ndarray, bone_seed: np.ndarray, soft_seed: np.ndarray
+) -> np.ndarray:
+    """Bone of a marker-controlled watershed on the gradient magnitude ``g``: seeds
+    claimed by both sides are dropped, everything outside the body is soft."""
+    markers = np.zeros(g.shape, dtype=np.int32)
+    both = bone_seed & soft_seed
+    markers[soft_seed & ~both] = 1
+    markers[bone_seed & ~both] = 2
+    markers[~body] = 1
+    return np.asarray(watershed(g, markers) == 2)
+
+
+def _edge_bounded(
+    added: np.ndarray,
+    bone: np.ndarray,
+    body: np.ndarray,
+    edge: np.ndarray,
+    sp: float,
+    p: AnatomyParams,
+) -> np.ndarray:
+    """The components of ``added`` (watershed bone outside ``bone``) that are bone.
+
+    Each keeps at least ``bone_outline_edge`` of its outline on ``edge`` (outline next
+    to ``bone`` or outside the body does not count), and is either the margin of
+    ``bone`` (touching it, within ``bone_shell_mm``) or bone-shaped on its own: at least
+    ``bone_iso_area_mm2``, or elongated (``bone_iso_aspect``) and wider than twice
+    ``bone_min_halfwidth_mm``. Calcifications are smaller and rounded (amorphous clumps
+    5-30 mm) or thin (vessel walls), ``DOMAIN.md``.
+    """
+    n, lab = cv2.connectedComponents(added.view(np.uint8), connectivity=4)
+    if n <= 1:
+        return np.zeros_like(added)
+    k3 = np.ones((3, 3), np.uint8)
+    ero = cv2.erode(added.view(np.uint8), k3) > 0
+    near_bone = cv2.dilate(bone.view(np.uint8), k3) > 0
+    near_out = cv2.dilate((~body).view(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    outline = added & ~ero & ~near_bone & ~near_out
+    near_edge = cv2.dilate(edge.view(np.uint8), k3) > 0
+    frac = np.bincount(lab[outline & near_edge], minlength=n) / np.maximum(
+        np.bincount(lab[outline], minlength=n), 1
+    )
+    touch = np.zeros(n, dtype=bool)
+    touch[lab[near_bone & added]] = True
+    lab_f = lab.ravel().astype(np.intp)
+    halfw = np.zeros(n)
+    np.maximum.at(halfw, lab_f, cv2.distanceTransform(added.view(np.uint8), cv2.DIST_L2, 5).ravel())
+    far = np.zeros(n)
+    if bone.any():
+        dt = cv2.distanceTransform((~bone).view(np.uint8), cv2.DIST_L2, 5)
+        np.maximum.at(far, lab_f, dt.ravel())
+    shell = touch & (far * sp <= p.bone_shell_mm)
+    area = np.bincount(lab_f, minlength=n) * sp * sp
+    shaped = np.zeros(n, dtype=bool)
+    for rp in regionprops(lab):
+        i = rp.label
+        if area[i] >= p.bone_iso_area_mm2:
+            shaped[i] = True
+        elif area[i] >= 20.0 and halfw[i] * sp >= p.bone_min_halfwidth_mm:
+            shaped[i] = rp.axis_major_length >= p.bone_iso_aspect * rp.axis_minor_length
+    keep = (frac >= p.bone_outline_edge) & (shell | shaped)
+    keep[0] = False
+    return np.asarray(keep[lab])
+
+
+def _edge_bone(
+    img: np.ndarray, body: np.ndarray, bone: np.ndarray, sp: float, p: AnatomyParams
+) -> np.ndarray:
+    """Threshold bone grown to the sharp steps that bound bones (``bone_method =
+    "edges"``).
+
+    Parameters
+    ----------
+    img : numpy.ndarray
+        float32 (rows, columns), the normalised film on the anatomy grid.
+    body, bone : numpy.ndarray
+        bool, grid-sized: the body and the threshold bone (large components).
+    sp : float
+        Grid spacing, mm.
+    p : AnatomyParams
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, grid-sized: ``bone`` plus the edge-bounded regions of a marker-controlled
+        watershed seeded on both sides of sharp steps (:func:`_step_seeds`), soft seeds
+        never on ``bone``.
+    """
+    grad = _edge_gradient(img, body & ~bone, sp, p)
+    bone_seed, soft_seed, step = _step_seeds(img, body, grad, sp, p)
+    grown = _edge_watershed(grad[3], body, bone_seed, soft_seed & ~bone)
+    edge = grad[3] > p.bone_edge_snr * grad[4]
+    return bone | _edge_bounded(grown & ~bone & body, bone, body, edge, sp, p)
+
+
 def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     """Map background, soft tissue, bone, joint spaces and foreign bodies.
 
@@ -753,6 +960,8 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         v2 = resid2[body]
         t2 = max(_otsu(v2) * p.bone_threshold_scale, p.bone_min_contrast * spread)
         bone = body & (resid2 > t2)
+    if p.bone_method == "edges" and spread > 1e-6:
+        bone = _edge_bone(img, body, _keep_large(bone, p.bone_min_area_mm2 / px_area), sp, p)
     big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
     fb = find_foreign(
         img, body=body, bone=big, collimation=collim, spacing_mm=sp, film_shape=shape, params=p
