@@ -91,8 +91,11 @@ class AnatomyParams:
     bone_method: str = "threshold"
     """``threshold``: bone is the residual over the soft-tissue level above its Otsu
     threshold (shipped). ``edges``: that bone grown, by a marker-controlled watershed on
-    the gradient, to the sharp steps that bound bones (cortices seen edge-on), keeping
-    only edge-bounded additions (experimental; see ``docs/detection.md``)."""
+    the gradient, to the sharp steps that bound bones (cortices seen edge-on), one
+    region per seed group, each kept when it shows a bone's signs (experimental; see
+    ``docs/detection.md``)."""
+    bone_edge_grid_mm: float = 0.5
+    """Grid of the edge-based bone map (a multiple of ``grid_mm``; coarser is faster)."""
     bone_edge_sigma_mm: float = 0.75
     """Gaussian scale of the edge gradient (a cortical step is 1-2 mm wide)."""
     bone_ramp_sigma_mm: float = 3.0
@@ -111,8 +114,8 @@ class AnatomyParams:
     bone_seed_mm: float = 1.5
     """Bone and soft-tissue seeds are placed this far on either side of a step."""
     bone_outline_edge: float = 0.5
-    """An added region keeps this fraction of its outline (inside the body, away from
-    threshold bone) on edges."""
+    """A margin region of the threshold bone keeps this fraction of its outline (inside
+    the body, away from threshold bone) on edges."""
     bone_shell_mm: float = 3.0
     """Additions touching threshold bone and within this distance of it are its margin."""
     bone_iso_area_mm2: float = 200.0
@@ -129,6 +132,9 @@ class AnatomyParams:
     """Adjacent watershed regions merge when at most this fraction of the line between
     them is on edges (one bone's seed groups); a deposit beside a bone is separated from
     it by a step."""
+    bone_merge_mm: float = 5.0
+    """... and when that line is at least this long (a deposit touching a bone shares a
+    short one)."""
     bone_rim_mm: float = 1.5
     """Depth of the rim compared with the region's inside (a cortex is 1-5 mm)."""
     bone_texture_mm: float = 1.0
@@ -208,6 +214,7 @@ class AnatomyParams:
         check_range("anatomy.bone_min_area_mm2", self.bone_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_choice("anatomy.bone_method", self.bone_method, ("threshold", "edges"))
+        check_range("anatomy.bone_edge_grid_mm", self.bone_edge_grid_mm, 0.05, 5.0)
         check_range("anatomy.bone_edge_sigma_mm", self.bone_edge_sigma_mm, 0.1, 10.0)
         check_range("anatomy.bone_ramp_sigma_mm", self.bone_ramp_sigma_mm, 0.2, 50.0)
         check_range("anatomy.bone_edge_snr", self.bone_edge_snr, 0.0, 100.0)
@@ -221,6 +228,7 @@ class AnatomyParams:
         check_range("anatomy.bone_min_halfwidth_mm", self.bone_min_halfwidth_mm, 0.0, 100.0)
         check_range("anatomy.bone_min_rim", self.bone_min_rim, -100.0, 100.0)
         check_range("anatomy.bone_merge_edge", self.bone_merge_edge, 0.0, 1.0)
+        check_range("anatomy.bone_merge_mm", self.bone_merge_mm, 0.0, 1000.0)
         check_range("anatomy.bone_rim_mm", self.bone_rim_mm, 0.1, 20.0)
         check_range("anatomy.bone_texture_mm", self.bone_texture_mm, 0.1, 20.0)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
@@ -831,10 +839,14 @@ def _edge_regions(
     return markers
 
 
-def _merge_regions(lab: np.ndarray, edge: np.ndarray, max_edge: float) -> np.ndarray:
+def _merge_regions(
+    lab: np.ndarray, edge: np.ndarray, max_edge: float, min_line_px: float
+) -> np.ndarray:
     """Merge bone regions (labels >= 2) whose shared watershed line is mostly off
     ``edge``: one bone's seeds form several groups (its two cortices, the fragments of
-    a broken outline), and what separates them inside the bone is no step.
+    a broken outline), and what separates them inside the bone is no step. A deposit
+    touching a bone shares only a short line with it: the line must be at least
+    ``min_line_px`` pixels long.
 
     A line pixel separates the smallest and largest region label in its 3 x 3
     neighbourhood; two regions merge when at most ``max_edge`` of the line pixels
@@ -856,8 +868,9 @@ def _merge_regions(lab: np.ndarray, edge: np.ndarray, max_edge: float) -> np.nda
     key = a * n + b
     on = edge[line]
     keys, inv = np.unique(key, return_inverse=True)
-    frac = np.bincount(inv, on.astype(np.float64)) / np.bincount(inv)
-    sel = keys[frac <= max_edge]
+    length = np.bincount(inv)
+    frac = np.bincount(inv, on.astype(np.float64)) / length
+    sel = keys[(frac <= max_edge) & (length >= min_line_px)]
     if sel.size == 0:
         return lab
     from scipy.sparse import coo_matrix
@@ -942,9 +955,7 @@ def _region_signs(
     fine = img - cv2.GaussianBlur(img, (0, 0), p.bone_texture_mm / sp)
     soft = body & ~bone & (lab == 1)
     sf = fine[soft]
-    pix_noise = (
-        float(np.median(np.abs(sf - np.median(sf)))) * 1.4826 if sf.size else 0.0
-    )
+    pix_noise = float(np.median(np.abs(sf - np.median(sf)))) * 1.4826 if sf.size else 0.0
     pix_noise = max(pix_noise, 1e-9)
     v = img.ravel()[idx]
     rim_m = (dt_in >= p.bone_rim_mm / 3) & (dt_in <= p.bone_rim_mm)
@@ -1004,7 +1015,7 @@ def _edge_parts(
     bone_seed, soft_seed, _ = _step_seeds(img, body, grad, sp, p)
     lab = _edge_regions(grad[3], grad[4], body, bone_seed, soft_seed & ~bone)
     edge = grad[3] > p.bone_edge_snr * grad[4]
-    lab = _merge_regions(lab, edge, p.bone_merge_edge)
+    lab = _merge_regions(lab, edge, p.bone_merge_edge, p.bone_merge_mm / sp)
     return lab, _region_signs(lab, img, body, bone, edge, sp, p)
 
 
@@ -1032,7 +1043,17 @@ def _edge_bone(
         seed group, :func:`_edge_regions`) that show bone's signs
         (:func:`_bone_regions`).
     """
-    lab, signs = _edge_parts(img, body, bone, sp, p)
+    h, w = img.shape
+    k = max(1, int(round(p.bone_edge_grid_mm / sp)))
+    if k > 1:  # a coarser grid for the watershed and the region measures
+        hc, wc = max(1, h // k), max(1, w // k)
+        img_c = _resize(img, (hc, wc), cv2.INTER_AREA)
+        body_c = _resize(body.view(np.uint8), (hc, wc), cv2.INTER_NEAREST) > 0
+        bone_c = _resize(bone.view(np.uint8), (hc, wc), cv2.INTER_NEAREST) > 0
+        lab_c, signs = _edge_parts(img_c, body_c, bone_c, sp * w / wc, p)
+        lab = _resize(lab_c.astype(np.float32), (h, w), cv2.INTER_NEAREST).astype(np.int32)
+    else:
+        lab, signs = _edge_parts(img, body, bone, sp, p)
     keep = _bone_regions(signs, p)
     out = keep[lab] & body
     # watershed lines with bone on every side are bone; a line between bone and a
