@@ -201,12 +201,14 @@ def test_map_at_film_resolution_serves_its_arrays() -> None:
 # --- foreign bodies: markers, text and metal (issue #4) ---
 
 
-def _confounders_on(path: Path) -> tuple[list[Confounder], np.ndarray]:
+def _confounders_on(
+    path: Path, bone_method: str = "threshold"
+) -> tuple[list[Confounder], np.ndarray]:
     from calcimg.ingest import read_radiograph
 
     if not path.is_file():
         pytest.skip(f"{path} is not available (shared DICOM corpus)")
-    amap = map_anatomy(read_radiograph(path), params=AnatomyParams())
+    amap = map_anatomy(read_radiograph(path), params=AnatomyParams(bone_method=bone_method))
     return list(amap.confounders), amap.labels
 
 
@@ -230,10 +232,11 @@ def test_dental_panoramic_lists_the_r_marker_and_the_fillings_not_the_field_edge
     assert not [x for x in conf if x.kind != "collimation" and x.bbox[0] < 660]
 
 
-def test_rg3_marker_is_a_marker_and_no_bone_is_metal() -> None:
+@pytest.mark.parametrize("method", ["threshold", "edges"])
+def test_rg3_marker_is_a_marker_and_no_bone_is_metal(method: str) -> None:
     from realdata import pydicom_testfile
 
-    conf, labels = _confounders_on(Path(pydicom_testfile("RG3_UNCR.dcm")))
+    conf, labels = _confounders_on(Path(pydicom_testfile("RG3_UNCR.dcm")), method)
     # the lead "R" right of the ankle (rows ~1390-1470, cols ~1150-1215)
     assert _at(conf, 1430, 1185) == ["marker"]
     assert (labels[1400:1460, 1160:1210] == Region.FOREIGN).mean() > 0.5
