@@ -33,6 +33,9 @@ import cv2
 import numpy as np
 
 from calcimg.foreign import find_foreign
+from calcimg.imageops import disc as _disc
+from calcimg.imageops import keep_large as _keep_large
+from calcimg.imageops import resize as _resize
 from calcimg.params import check_choice, check_range
 from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
@@ -518,18 +521,6 @@ _BODY_PART_JOINT = {
 }
 
 
-def _disc(diameter_px: float) -> np.ndarray:
-    d = max(1, int(round(diameter_px)) | 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
-
-
-def _resize(img: np.ndarray, shape: tuple[int, int], interp: int) -> np.ndarray:
-    h, w = shape
-    if img.shape == (h, w):
-        return img
-    return cv2.resize(img, (w, h), interpolation=interp)
-
-
 def _otsu(values: np.ndarray) -> float:
     """Two-class Otsu threshold of float values (the midpoint when they are constant)."""
     lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
@@ -605,15 +596,6 @@ def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
     if np.count_nonzero(holes) <= max_px:  # no hole can be larger: fill them all
         return mask | holes
     return mask | _keep_large(holes, 0.0) & ~_keep_large(holes, max_px + 1)
-
-
-def _keep_large(mask: np.ndarray, min_px: float) -> np.ndarray:
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return mask.astype(bool)
-    keep = np.zeros(n, dtype=bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_px
-    return keep[lab]
 
 
 def _collimation(img: np.ndarray, body_t: float, p: AnatomyParams) -> np.ndarray:
@@ -1082,16 +1064,8 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     """
     p = params
     shape = radiograph.shape
-    sr, sc = radiograph.pixel_spacing_mm
-    sp = max(p.grid_mm, min(sr, sc))
-    h = max(1, round(shape[0] * sr / sp))
-    w = max(1, round(shape[1] * sc / sp))
-    # resample first, then normalise the grid (area averaging is linear): no film-sized
-    # float copies (a 9 MP film: 72 MB)
-    lo, hi = radiograph.value_range
-    scale = np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
-    img = _resize(radiograph.pixels, (h, w), cv2.INTER_AREA) - np.float32(lo)
-    img *= scale
+    sp, (h, w) = radiograph.grid(p.grid_mm)
+    img = radiograph.normalized_on((h, w))
     px_area = sp * sp
 
     # --- body: above air, not collimation ---

@@ -30,6 +30,9 @@ import cv2
 import numpy as np
 
 from calcimg.anatomy import AnatomyMap, Region
+from calcimg.imageops import resize as _resize
+from calcimg.imageops import robust_sigma as _robust_sigma
+from calcimg.imageops import sample as _sample
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
 
@@ -186,34 +189,9 @@ class Detections:
     n_candidates: int = 0
 
 
-def _resize(img: np.ndarray, shape: tuple[int, int], interp: int) -> np.ndarray:
-    h, w = shape
-    if img.shape == (h, w):
-        return img
-    return cv2.resize(img, (w, h), interpolation=interp)
-
-
 def _opening(img: np.ndarray, size_px: int) -> np.ndarray:
     k = np.ones((size_px, size_px), np.uint8)
     return cv2.dilate(cv2.erode(img, k), k)
-
-
-_STAT_SAMPLES = 50_000
-"""Robust statistics of a region use at most about this many of its pixels (a regular
-subsample): the median of millions of pixels cost a fifth of detection on a 9 MP film;
-from 50 000 samples a median's standard error is about 0.6 % of the spread."""
-
-
-def _sample(v: np.ndarray) -> np.ndarray:
-    return v[:: max(1, v.size // _STAT_SAMPLES)]
-
-
-def _robust_sigma(v: np.ndarray) -> float:
-    v = _sample(v)
-    if v.size < 10:
-        return 0.0
-    med = float(np.median(v))
-    return 1.4826 * float(np.median(np.abs(v - med)))
 
 
 def cnr_map(
@@ -276,15 +254,9 @@ def candidates(
     """
     p = params
     shape = radiograph.shape
-    sr, sc = radiograph.pixel_spacing_mm
-    sp = max(p.grid_mm, min(sr, sc))
-    h = max(1, round(shape[0] * sr / sp))
-    w = max(1, round(shape[1] * sc / sp))
-    # resample, then normalise (area averaging is linear), and take the anatomy maps
-    # straight from their own grid: no film-sized float copies
-    lo, hi = radiograph.value_range
-    img = _resize(radiograph.pixels, (h, w), cv2.INTER_AREA) - np.float32(lo)
-    img *= np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
+    sp, (h, w) = radiograph.grid(p.grid_mm)
+    # the film and the anatomy maps straight on the detection grid: no film-sized copies
+    img = radiograph.normalized_on((h, w))
     labels = anatomy.labels_on((h, w))
     dist = anatomy.distance_to_bone_mm_on((h, w))
     soft = labels == Region.SOFT_TISSUE
@@ -295,24 +267,20 @@ def candidates(
     if mb > 0:
         outside = (labels == Region.BACKGROUND).astype(np.uint8)
         allowed &= cv2.dilate(outside, np.ones((2 * mb + 1, 2 * mb + 1), np.uint8)) == 0
-        allowed[:mb, :] = False
-        allowed[-mb:, :] = False
-        allowed[:, :mb] = False
-        allowed[:, -mb:] = False
     mc = int(round(p.collimation_margin_mm / sp))
-    if mc > mb:
+    if mc > mb and anatomy.soft_tissue_level is not None:
         # unexposed film (background brighter than soft tissue: collimator blades, the
         # film's unexposed border) has a penumbra wider than the skin line's
-        lev = anatomy.soft_tissue_level
-        if lev is not None:
-            unexposed = ((labels == Region.BACKGROUND) & (img > lev)).astype(np.uint8)
-            if unexposed.any():
-                k_mc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * mc + 1,) * 2)
-                allowed &= cv2.dilate(unexposed, k_mc) == 0
-        allowed[:mc, :] = False
-        allowed[-mc:, :] = False
-        allowed[:, :mc] = False
-        allowed[:, -mc:] = False
+        unexposed = (labels == Region.BACKGROUND) & (img > anatomy.soft_tissue_level)
+        if unexposed.any():
+            k_mc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * mc + 1,) * 2)
+            allowed &= cv2.dilate(unexposed.astype(np.uint8), k_mc) == 0
+    mf = max(mb, mc)  # the film's own border is unexposed film too
+    if mf > 0:
+        allowed[:mf, :] = False
+        allowed[-mf:, :] = False
+        allowed[:, :mf] = False
+        allowed[:, -mf:] = False
     if not allowed.any():
         return [], sp
     cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)

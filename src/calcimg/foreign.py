@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from calcimg.imageops import disc as _disc
 from calcimg.result import Confounder
 
 if TYPE_CHECKING:
@@ -37,20 +38,6 @@ class ForeignBodies:
 
     mask: np.ndarray
     confounders: tuple[Confounder, ...]
-
-
-def _disc(diameter_px: float) -> np.ndarray:
-    d = max(1, int(round(diameter_px)) | 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
-
-
-def _keep_large(mask: np.ndarray, min_px: float) -> np.ndarray:
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return mask.astype(bool)
-    keep = np.zeros(n, dtype=bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_px
-    return keep[lab]
 
 
 def _film_bbox(

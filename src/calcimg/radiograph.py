@@ -124,6 +124,32 @@ class Radiograph:
         """Convert a length in mm to pixels (at the mean spacing)."""
         return float(length_mm) / self.mean_spacing_mm
 
+    def grid(self, grid_mm: float) -> tuple[float, tuple[int, int]]:
+        """An isotropic analysis grid over the film.
+
+        Returns (spacing in mm, (rows, columns)): the spacing is ``grid_mm``, or the
+        film's finer spacing when the film is coarser than that.
+        """
+        sr, sc = self.pixel_spacing_mm
+        sp = max(grid_mm, min(sr, sc))
+        h, w = self.shape
+        return sp, (max(1, round(h * sr / sp)), max(1, round(w * sc / sp)))
+
+    def normalized_on(self, shape: tuple[int, int]) -> np.ndarray:
+        """:meth:`normalized` area-averaged to a grid of ``shape`` spanning the film.
+
+        Resampled first, then normalised (area averaging is linear): no film-sized float
+        copies (a 9 MP film: 72 MB).
+        """
+        import cv2
+
+        from calcimg.imageops import resize
+
+        lo, hi = self.value_range
+        out = resize(self.pixels, shape, cv2.INTER_AREA) - np.float32(lo)
+        out *= np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
+        return out
+
     def normalized(self) -> np.ndarray:
         """Pixels scaled so that ``value_range`` maps to [0, 1] (float32, not clipped)."""
         lo, hi = self.value_range

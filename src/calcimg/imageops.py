@@ -1,0 +1,65 @@
+"""Small image operations the anatomy, foreign-body and detection stages share.
+
+Pure functions on numpy arrays (OpenCV underneath); sizes are in pixels of the array
+given, the callers convert from mm.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["STAT_SAMPLES", "disc", "keep_large", "resize", "robust_sigma", "sample"]
+
+STAT_SAMPLES = 50_000
+"""Robust statistics of a region use at most about this many of its pixels (a regular
+subsample): the median of millions of pixels cost a fifth of detection on a 9 MP film;
+from 50 000 samples a median's standard error is about 0.6 % of the spread."""
+
+
+def disc(diameter_px: float) -> np.ndarray:
+    """Elliptic structuring element of an odd diameter of at least 1 pixel."""
+    d = max(1, int(round(diameter_px)) | 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+
+
+def resize(img: np.ndarray, shape: tuple[int, int], interp: int) -> np.ndarray:
+    """``img`` resampled to ``shape`` (rows, columns); the array itself when it fits."""
+    h, w = shape
+    if img.shape == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=interp)
+
+
+def keep_large(mask: np.ndarray, min_px: float) -> np.ndarray:
+    """bool: the 8-connected components of ``mask`` of at least ``min_px`` pixels."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask.astype(bool)
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_px
+    return keep[lab]
+
+
+def sample(v: np.ndarray, max_samples: int = STAT_SAMPLES) -> np.ndarray:
+    """A regular subsample of at most about ``max_samples`` of the values ``v``."""
+    return v[:: max(1, v.size // max_samples)]
+
+
+def robust_sigma(v: np.ndarray, max_samples: int | None = STAT_SAMPLES) -> float:
+    """1.4826 x the median absolute deviation of ``v`` (0 for fewer than 10 values).
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        The values (any shape).
+    max_samples : int or None
+        Estimate from a regular subsample of at most about this many values
+        (:data:`STAT_SAMPLES`); None uses them all.
+    """
+    if max_samples is not None:
+        v = sample(v, max_samples)
+    if v.size < 10:
+        return 0.0
+    med = float(np.median(v))
+    return 1.4826 * float(np.median(np.abs(v - med)))
