@@ -130,15 +130,14 @@ def detected_detections(case: Case) -> tuple[AnatomyMap, Detections, list[dict]]
     from calcimg.anatomy import map_anatomy
     from calcimg.config import load_config
     from calcimg.detect import candidates
-    from calcimg.evaluation import finding_hits_lesion
+    from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 
     cfg = load_config()
     amap = map_anatomy(case.radiograph, params=cfg.anatomy)
     found, _ = candidates(case.radiograph, amap, cfg.detect)
     items, lesions = [], []
     for bbox, particles, _feats in found:
-        ys, xs = np.nonzero(particles)
-        f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys.mean(), bbox[1] + xs.mean()]}
+        f = candidate_as_finding(bbox, particles)
         hit = [
             les
             for les in case.truth["lesions"]

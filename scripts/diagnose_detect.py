@@ -23,12 +23,11 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from calcimg.anatomy import Region, map_anatomy
 from calcimg.config import load_config
 from calcimg.detect import _logistic, candidates
-from calcimg.evaluation import finding_hits_lesion
+from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
 SHOWN = ("cnr_max", "area_mm2", "edge_fraction", "rel_contrast", "background_rel")
@@ -55,8 +54,7 @@ def main() -> None:
         found, _ = candidates(rg, amap, cfg.detect)
         scored = []
         for bbox, particles, feats in found:
-            ys, xs = np.nonzero(particles)
-            f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys.mean(), bbox[1] + xs.mean()]}
+            f = candidate_as_finding(bbox, particles)
             scored.append((f, feats, _logistic(cfg.detect.confidence_weights, feats)))
         hit_any: set[int] = set()
         for les in truth["lesions"]:

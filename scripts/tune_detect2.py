@@ -21,7 +21,7 @@ import numpy as np
 from calcimg.anatomy import AnatomyMap, map_anatomy
 from calcimg.config import load_config
 from calcimg.detect import FEATURE_NAMES, candidates
-from calcimg.evaluation import finding_hits_lesion
+from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
 
@@ -40,8 +40,7 @@ def collect(
         found, _ = candidates(rg, amap, cfg.detect)
         lesions = truth["lesions"]
         for bbox, particles, feats in found:
-            ys_, xs_ = np.nonzero(particles)
-            f = {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys_.mean(), bbox[1] + xs_.mean()]}
+            f = candidate_as_finding(bbox, particles)
             hit = [
                 i
                 for i, les in enumerate(lesions)

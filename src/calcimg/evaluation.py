@@ -19,10 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "PATTERNS",
     "ImageScore",
     "bbox_iou",
+    "candidate_as_finding",
     "evaluate",
     "finding_hits_lesion",
     "format_report",
@@ -52,6 +55,13 @@ def _centroid_inside(
     r, c = finding["centroid_rc"]
     r0, c0, r1, c1 = lesion["bbox"]
     return (r0 - grow_px[0]) <= r < (r1 + grow_px[0]) and (c0 - grow_px[1]) <= c < (c1 + grow_px[1])
+
+
+def candidate_as_finding(bbox: Sequence[int], particles: np.ndarray) -> dict[str, Any]:
+    """A detector candidate (film-pixel bbox, bbox-sized particle labels) in the
+    ``bbox`` / ``centroid_rc`` form :func:`finding_hits_lesion` scores."""
+    ys, xs = np.nonzero(particles)
+    return {"bbox": list(bbox), "centroid_rc": [bbox[0] + ys.mean(), bbox[1] + xs.mean()]}
 
 
 def finding_hits_lesion(
