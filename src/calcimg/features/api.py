@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from calcimg.config import Config
 from calcimg.context import ClinicalContext
 from calcimg.features.extract import (
+    FrameRows,
     ImageSource,
     iter_frame_rows,
     jobs_from_inputs,
@@ -44,6 +45,30 @@ def require_pandas() -> Any:
     return pd
 
 
+def _frames(
+    paths_or_datasets: Inputs,
+    *,
+    image_level: bool,
+    context: ContextLike,
+    params: ParamsLike,
+    config: Config | None,
+    mask: str | os.PathLike[str] | None,
+    pseudonymize: str | None,
+    jobs: int,
+) -> Iterator[FrameRows]:
+    """The measured frames of every input, as :func:`iter_frame_rows` gives them."""
+    settings = make_settings(
+        context=context,
+        config=config,
+        params=params,
+        image_level=image_level,
+        pseudonymize=pseudonymize,
+    )
+    job_list = jobs_from_inputs(paths_or_datasets, mask=mask)
+    for _job, frames in iter_frame_rows(job_list, settings, n_jobs=jobs):
+        yield from frames
+
+
 def iter_features(
     paths_or_datasets: Inputs,
     *,
@@ -60,15 +85,19 @@ def iter_features(
     Parameters are those of :func:`extract_features`; rows come as each image is done,
     so a large set never sits in memory.
     """
-    settings = make_settings(
-        context=context, config=config, params=params, image_level=False, pseudonymize=pseudonymize
-    )
-    job_list = jobs_from_inputs(paths_or_datasets, mask=mask)
-    for _job, frames in iter_frame_rows(job_list, settings, n_jobs=jobs):
-        for fr in frames:
-            for row in fr.findings:
-                if include_empty or row.get("finding_id") is not None:
-                    yield row
+    for fr in _frames(
+        paths_or_datasets,
+        image_level=False,
+        context=context,
+        params=params,
+        config=config,
+        mask=mask,
+        pseudonymize=pseudonymize,
+        jobs=jobs,
+    ):
+        for row in fr.findings:
+            if include_empty or row.get("finding_id") is not None:
+                yield row
 
 
 def iter_image_features(
@@ -82,13 +111,17 @@ def iter_image_features(
     jobs: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Yield one image-level row (a dict) per image (per frame); see :func:`image_features`."""
-    settings = make_settings(
-        context=context, config=config, params=params, image_level=True, pseudonymize=pseudonymize
-    )
-    job_list = jobs_from_inputs(paths_or_datasets, mask=mask)
-    for _job, frames in iter_frame_rows(job_list, settings, n_jobs=jobs):
-        for fr in frames:
-            yield fr.image
+    for fr in _frames(
+        paths_or_datasets,
+        image_level=True,
+        context=context,
+        params=params,
+        config=config,
+        mask=mask,
+        pseudonymize=pseudonymize,
+        jobs=jobs,
+    ):
+        yield fr.image
 
 
 def extract_features(
