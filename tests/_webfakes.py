@@ -43,16 +43,9 @@ def film_pixels(rows: int = 512, cols: int = 512, *, blobs: bool = True) -> np.n
     return np.clip(img, 0, 4095).astype(np.uint16)
 
 
-def make_cr(
-    path: Path,
-    *,
-    rows: int = 512,
-    cols: int = 512,
-    patient: str = "TEST^FLAGGED",
-    blobs: bool = True,
-) -> Path:
-    """Write a small CR with two calcification-like blobs (or none); returns the path."""
-    pixels = film_pixels(rows, cols, blobs=blobs)
+def cr_dataset(pixels: np.ndarray) -> Dataset:
+    """A minimal 12-bit MONOCHROME2 CR dataset of ``pixels`` (uint16, explicit VR little
+    endian, new UIDs); the caller adds identifiers and spacing, then saves it."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CRImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -64,21 +57,13 @@ def make_cr(
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "CR"
-    ds.PatientName = patient
-    ds.PatientID = "P0001"
     ds.PatientBirthDate = "19600101"
     ds.PatientSex = "F"
-    ds.AccessionNumber = "ACC42"
     ds.StudyID = "1"
-    ds.StudyDate = "20261121"
-    ds.StudyTime = "101500"
     ds.ReferringPhysicianName = ""
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
-    ds.BodyPartExamined = "KNEE"
-    ds.ViewPosition = "AP"
     ds.PatientOrientation = ["L", "F"]
-    ds.Manufacturer = "calcimg tests"
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -86,6 +71,29 @@ def make_cr(
     ds.BitsStored = 12
     ds.HighBit = 11
     ds.PixelRepresentation = 0
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    return ds
+
+
+def make_cr(
+    path: Path,
+    *,
+    rows: int = 512,
+    cols: int = 512,
+    patient: str = "TEST^FLAGGED",
+    blobs: bool = True,
+) -> Path:
+    """Write a small CR with two calcification-like blobs (or none); returns the path."""
+    pixels = film_pixels(rows, cols, blobs=blobs)
+    ds = cr_dataset(pixels)
+    ds.PatientName = patient
+    ds.PatientID = "P0001"
+    ds.AccessionNumber = "ACC42"
+    ds.StudyDate = "20261121"
+    ds.StudyTime = "101500"
+    ds.BodyPartExamined = "KNEE"
+    ds.ViewPosition = "AP"
+    ds.Manufacturer = "calcimg tests"
     ds.ImagerPixelSpacing = [0.2, 0.2]
     ds.PixelData = pixels.tobytes()
     ds.save_as(path, enforce_file_format=True)

@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 import calcimg
+from _webfakes import cr_dataset
 from calcimg.errors import ConfigError, InputError
 from calcimg.features import FEATURES, FeatureParams, measure_regions, read_label_mask
 from calcimg.features import extract as extract_mod
@@ -308,39 +309,14 @@ def test_matches_pyradiomics_within_1_percent() -> None:
 
 def _write_cr(path: Path, pixels: np.ndarray, spacing: tuple[float, float], **ids: str) -> Dataset:
     """A minimal CR image with Pixel Spacing and identifiers."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "CR"
+    ds = cr_dataset(pixels)
     ds.PatientID = ids.get("patient_id", "MRN0042")
     ds.PatientName = ids.get("patient_name", "Doe^Jane")
     ds.AccessionNumber = ids.get("accession_number", "ACC9876")
-    ds.PatientBirthDate = "19600101"
-    ds.PatientSex = "F"
     ds.StudyDate = "20240101"
     ds.StudyTime = "120000"
-    ds.StudyID = "1"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.ReferringPhysicianName = ""
     ds.Manufacturer = "test"
-    ds.PatientOrientation = ["L", "F"]
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
     ds.PixelSpacing = [spacing[0], spacing[1]]
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return ds
 
