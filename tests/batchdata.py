@@ -7,6 +7,8 @@ duplicates, and the shared corpus' broken and non-image files mixed in.
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,3 +136,24 @@ def make_folder(root: Path, *, n: int = 24, size: int = 256) -> Folder:
     # An image of a modality calcimg does not analyse: skipped with the reason.
     f.skipped.append(write_radiograph(root / "other" / "ct.dcm", 99, modality="CT", size=64))
     return f
+
+
+def lines_without_timing(out: Path) -> set[str]:
+    """Every results.jsonl line of ``out``, minus its timings, as canonical JSON."""
+    from calcimg.report import RESULTS_FILE
+
+    lines = set()
+    for line in (out / RESULTS_FILE).read_text().splitlines():
+        d = json.loads(line)
+        d.pop("timing_ms")
+        lines.add(json.dumps(d, sort_keys=True))
+    return lines
+
+
+def csv_without_timing(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV table without its ``timing_*`` columns."""
+    with path.open() as fh:
+        return [
+            {k: v for k, v in row.items() if not k.startswith("timing_")}
+            for row in csv.DictReader(fh)
+        ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -25,32 +24,28 @@ from calcimg.result import Location, Pattern, Status
 
 # tests/ may or may not be a package (both layouts have been used on main).
 try:
-    from tests.batchdata import SHARED_DICOM, Folder, make_folder, write_radiograph
+    from tests.batchdata import (
+        SHARED_DICOM,
+        Folder,
+        csv_without_timing,
+        lines_without_timing,
+        make_folder,
+        write_radiograph,
+    )
 except ModuleNotFoundError:
-    from batchdata import SHARED_DICOM, Folder, make_folder, write_radiograph  # type: ignore[no-redef]
+    from batchdata import (  # type: ignore[no-redef]
+        SHARED_DICOM,
+        Folder,
+        csv_without_timing,
+        lines_without_timing,
+        make_folder,
+        write_radiograph,
+    )
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Folder:
     return make_folder(tmp_path_factory.mktemp("films") / "in", n=24)
-
-
-def lines_without_timing(out: Path) -> set[str]:
-    """Every results.jsonl line, minus its timings, as a canonical JSON string."""
-    out_lines = set()
-    for line in (out / RESULTS_FILE).read_text().splitlines():
-        d = json.loads(line)
-        d.pop("timing_ms")
-        out_lines.add(json.dumps(d, sort_keys=True))
-    return out_lines
-
-
-def csv_without_timing(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return [
-            {k: v for k, v in row.items() if not k.startswith("timing_")}
-            for row in csv.DictReader(fh)
-        ]
 
 
 # ---------------------------------------------------------------------------- select

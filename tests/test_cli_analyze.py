@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -37,9 +36,21 @@ _p.map_anatomy = _patched
 
 # tests/ may or may not be a package (both layouts have been used on main).
 try:
-    from tests.batchdata import Folder, make_folder, write_radiograph
+    from tests.batchdata import (
+        Folder,
+        csv_without_timing,
+        lines_without_timing,
+        make_folder,
+        write_radiograph,
+    )
 except ModuleNotFoundError:
-    from batchdata import Folder, make_folder, write_radiograph  # type: ignore[no-redef]
+    from batchdata import (  # type: ignore[no-redef]
+        Folder,
+        csv_without_timing,
+        lines_without_timing,
+        make_folder,
+        write_radiograph,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,22 +79,6 @@ def calcimg(*args: str, environ: dict[str, str] | None = None) -> subprocess.Com
         text=True,
         timeout=300,
     )
-
-
-def results_without_timing(out: Path) -> set[str]:
-    lines = set()
-    for line in (out / RESULTS_FILE).read_text().splitlines():
-        d = json.loads(line)
-        d.pop("timing_ms")
-        lines.add(json.dumps(d, sort_keys=True))
-    return lines
-
-
-def table_without_timing(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return [
-            {k: v for k, v in r.items() if not k.startswith("timing_")} for r in csv.DictReader(fh)
-        ]
 
 
 def test_without_out_prints_contract_lines(tmp_path: Path) -> None:
@@ -138,7 +133,7 @@ def test_select_option_on_analyze(folder: Folder, tmp_path: Path) -> None:
         "--select", "body_part=HAND,SHOULDER", "--no-report",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = table_without_timing(out / IMAGES_FILE)
+    rows = csv_without_timing(out / IMAGES_FILE)
     kept = sorted(r["body_part"] for r in rows if r["status"] == "ok")
     assert kept == ["HAND", "HAND", "SHOULDER", "SHOULDER"]
     assert [r["error_type"] for r in rows if r["status"] == "skipped"] == ["NotSelectedError"] * 2
@@ -155,7 +150,7 @@ def test_a_worker_crash_becomes_an_error_result_and_the_batch_goes_on(tmp_path: 
     done = calcimg("analyze", str(src), "--out", str(out), "--workers", "2", environ=env(tmp_path))
     assert done.returncode == 1, done.stderr
     assert (out / IMAGES_FILE).exists(), done.stdout + done.stderr
-    rows = {Path(r["source"]).name: r for r in table_without_timing(out / IMAGES_FILE)}
+    rows = {Path(r["source"]).name: r for r in csv_without_timing(out / IMAGES_FILE)}
     assert len(rows) == 7
     crash = rows["crash_decoder.dcm"]
     assert crash["status"] == "error" and crash["error_type"] == "StageError"
@@ -220,7 +215,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(folder: Folder, tmp_path: Path
     assert again.returncode == 1  # the broken files
     n_done = int(next(x for x in again.stdout.splitlines() if "already done" in x).split()[-1])
     assert n_done >= len(lines) - 3  # every input whose lines were written (duplicates too)
-    assert len(table_without_timing(out / IMAGES_FILE)) == folder.n_inputs
+    assert len(csv_without_timing(out / IMAGES_FILE)) == folder.n_inputs
 
 
 @pytest.mark.slow
@@ -240,8 +235,8 @@ def test_killed_run_resumed_equals_an_uninterrupted_run(folder: Folder, tmp_path
 
     again = calcimg(*base, "--out", str(resumed), environ=env(tmp_path))
     assert again.returncode == 1, again.stderr
-    full_lines = {x.replace(str(full), "") for x in results_without_timing(full)}
-    resumed_lines = {x.replace(str(resumed), "") for x in results_without_timing(resumed)}
+    full_lines = {x.replace(str(full), "") for x in lines_without_timing(full)}
+    resumed_lines = {x.replace(str(resumed), "") for x in lines_without_timing(resumed)}
     assert resumed_lines == full_lines
     for name in (IMAGES_FILE, FINDINGS_FILE):
-        assert table_without_timing(resumed / name) == table_without_timing(full / name)
+        assert csv_without_timing(resumed / name) == csv_without_timing(full / name)
