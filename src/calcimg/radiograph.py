@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import cv2
 import numpy as np
+
+from calcimg.imageops import resize
 
 __all__ = ["Radiograph", "SpacingSource"]
 
@@ -141,10 +144,6 @@ class Radiograph:
         Resampled first, then normalised (area averaging is linear): no film-sized float
         copies (a 9 MP film: 72 MB).
         """
-        import cv2
-
-        from calcimg.imageops import resize
-
         lo, hi = self.value_range
         out = resize(self.pixels, shape, cv2.INTER_AREA) - np.float32(lo)
         out *= np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
