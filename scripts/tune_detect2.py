@@ -25,13 +25,18 @@ from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
 
+def film_paths(folders: list[Path]) -> list[Path]:
+    """Every ``NAME.dcm`` of the folders, in a fixed order."""
+    return [p for folder in folders for p in sorted(folder.glob("*.dcm"))]
+
+
 def collect(
-    folder: Path, overrides: list[str], truth_anatomy: bool = False
+    folders: list[Path], overrides: list[str], truth_anatomy: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int, list[int]]:
     """Features X, labels y, (image index, lesion index) hit per candidate, lesion count."""
     cfg = load_config(overrides=overrides)
     xs, ys, hits, n_les, img_of = [], [], [], 0, []
-    for k, path in enumerate(sorted(folder.glob("*.dcm"))):
+    for k, path in enumerate(film_paths(folders)):
         truth = json.loads(path.with_suffix(".truth.json").read_text())
         rg = read_radiograph(str(path))
         amap = map_anatomy(rg, params=cfg.anatomy)
@@ -95,6 +100,47 @@ def fit(
     return raw
 
 
+def threshold_for(conf: np.ndarray, y: np.ndarray, n_img: int, fp_per_image: float) -> float:
+    """Lowest threshold (0.01 steps) with at most ``fp_per_image`` false positives."""
+    best = 0.99
+    for t in np.arange(0.99, 0.05, -0.01):
+        if int(((conf >= t) & (y == 0)).sum()) / max(n_img, 1) <= fp_per_image:
+            best = float(t)
+    return best
+
+
+def cross_validate(
+    x: np.ndarray,
+    y: np.ndarray,
+    hits: list[list[tuple[int, int]]],
+    img_of: list[int],
+    n_img: int,
+    n_les: int,
+    k: int,
+    fp_per_image: float,
+) -> None:
+    """Print K-fold film-grouped cross-validated lesion recall and FP per film."""
+    rng = np.random.default_rng(0)
+    fold_of_img = rng.permutation(n_img) % k
+    fold = fold_of_img[np.array(img_of)]
+    found: set[tuple[int, int]] = set()
+    fp = 0
+    for f in range(k):
+        tr, te = fold != f, fold == f
+        w = fit(x[tr], y[tr])
+        conf_tr = 1.0 / (1.0 + np.exp(-(w[0] + x[tr] @ w[1:])))
+        t = threshold_for(conf_tr, y[tr], int((fold_of_img != f).sum()), fp_per_image)
+        conf_te = 1.0 / (1.0 + np.exp(-(w[0] + x[te] @ w[1:])))
+        kept = conf_te >= t
+        fp += int((kept & (y[te] == 0)).sum())
+        idx = np.nonzero(te)[0][kept]
+        found |= {h for i in idx for h in hits[i]}
+    print(
+        f"{k}-fold CV (by film): lesion recall {len(found)}/{n_les} = "
+        f"{len(found) / max(n_les, 1):.3f}, FP/image {fp / max(n_img, 1):.3f}"
+    )
+
+
 def collect_negatives(paths: list[Path], overrides: list[str]) -> tuple[np.ndarray, int]:
     """Features of every candidate on films known to hold no calcification."""
     import warnings
@@ -112,7 +158,7 @@ def collect_negatives(paths: list[Path], overrides: list[str]) -> tuple[np.ndarr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, nargs="+", help="truth folders (fitted together)")
     ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
     ap.add_argument("--truth-anatomy", action="store_true", help="use NAME.anatomy.png")
     ap.add_argument("--fp-per-image", type=float, default=0.2)
@@ -132,9 +178,17 @@ def main() -> None:
         "above this (the issue's target is 0.90)",
     )
     ap.add_argument("--real-per-image", type=float, default=0.5)
+    ap.add_argument(
+        "--cv",
+        type=int,
+        default=0,
+        help="also report K-fold cross-validation grouped by film: fit and choose the "
+        "threshold on K-1 folds, count lesions found and false positives on the last",
+    )
     a = ap.parse_args()
     x, y, hits, n_les, img_of = collect(a.folder, a.set, a.truth_anatomy)
-    n_img = len(list(a.folder.glob("*.dcm")))
+    paths = film_paths(a.folder)
+    n_img = len(paths)
     found_any = {h for hs in hits for h in hs}
     print(
         f"{len(y)} candidates, {int(y.sum())} true; "
@@ -150,7 +204,6 @@ def main() -> None:
     w = fit(np.vstack([x, xr]), np.concatenate([y, np.zeros(len(xr))]), sample_weight=sw)
     conf = 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
     conf_r = 1.0 / (1.0 + np.exp(-(w[0] + xr @ w[1:])))
-    paths = sorted(a.folder.glob("*.dcm"))
     negative = {
         k
         for k, path in enumerate(paths)
@@ -177,6 +230,8 @@ def main() -> None:
         f"image specificity {specificity(best):.3f} ({len(negative)} negative films)"
         + (f", real films {int((conf_r >= best).sum())}/{n_real}" if n_real else "")
     )
+    if a.cv > 1:
+        cross_validate(x, y, hits, img_of, n_img, n_les, a.cv, a.fp_per_image)
     print("[detect]")
     print("confidence_weights = [" + ", ".join(f"{v:.4f}" for v in w) + "]")
     print(f"min_confidence = {best:.2f}")
