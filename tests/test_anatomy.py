@@ -237,8 +237,9 @@ def test_rg3_marker_is_a_marker_and_no_bone_is_metal(method: str) -> None:
     from realdata import pydicom_testfile
 
     conf, labels = _confounders_on(Path(pydicom_testfile("RG3_UNCR.dcm")), method)
-    # the lead "R" right of the ankle (rows ~1390-1470, cols ~1150-1215)
-    assert _at(conf, 1430, 1185) == ["marker"]
+    # the lead "R" right of the ankle (rows ~1390-1470, cols ~1150-1215), beside the
+    # unexposed side band (its collimation box reaches the marker's grey square)
+    assert [k for k in _at(conf, 1430, 1185) if k != "collimation"] == ["marker"]
     assert (labels[1400:1460, 1160:1210] == Region.FOREIGN).mean() > 0.5
     # the film holds no metal: the dense tarsal bones and the top edge are not
     assert [x.kind for x in conf if x.kind != "collimation"] == ["marker"]
@@ -278,3 +279,42 @@ def test_lead_letter_and_burned_in_text_are_one_entry_each() -> None:
     for kind, (r, c) in centres.items():
         assert _at(conf, r, c) == [kind]
         assert amap.labels[r - 3 : r + 4, c - 3 : c + 4].max() == Region.FOREIGN
+
+
+def test_saturated_side_band_beyond_the_collimation_search_is_background() -> None:
+    # pydicom-data's RG3: unexposed bands at the film's maximum along both long sides,
+    # wider than the 15 % the collimation search looks in, with a blurred edge
+    ph = make_phantom(0.2)
+    px = ph.radiograph.pixels.copy()
+    cols = px.shape[1]
+    edge = int(cols * 0.75)  # 25 % of the width, over the body's edge
+    px[:, edge:] = 4095.0
+    ramp = 15  # 3 mm penumbra falling inwards from the band
+    for i in range(ramp):
+        c = edge - 1 - i
+        px[:, c] = np.maximum(px[:, c], 4095.0 - (i + 1) * (4095.0 - 2000.0) / ramp)
+    # a saturated lead square touching the band is not band
+    px[200:240, edge - 40 : edge] = 4095.0
+    amap = map_anatomy(dataclasses.replace(ph.radiograph, pixels=px), params=AnatomyParams())
+    labels = amap.labels
+    assert "collimation" in {c.kind for c in amap.confounders}
+    assert (labels[:, edge - ramp :] == Region.BACKGROUND).mean() > 0.95
+    assert (labels[205:235, edge - 35 : edge - 20] == Region.BACKGROUND).mean() < 0.5
+    # the bone in the exposed field is still found
+    bone = labels == Region.BONE
+    assert _iou(bone[:, : edge - ramp], ph.bone[:, : edge - ramp]) > 0.75
+
+
+def test_bone_step_follows_the_bone_margin_not_the_soft_tissue_median() -> None:
+    # a thick soft-tissue bulge far from the bone raises the soft-tissue median; the
+    # cortex step at the bone's margin, which sets the detector's density scale, stays
+    ph = make_phantom(0.2)
+    px = ph.radiograph.pixels
+    rows, cols = px.shape
+    cc = (np.arange(cols) + 0.5) * 0.2
+    bulge = 250.0 * np.exp(-(((cc - 25.0) / 8.0) ** 2))  # 25 mm from the bone's axis
+    bulged = dataclasses.replace(ph.radiograph, pixels=(px + bulge[None, :]).astype(np.float32))
+    a = map_anatomy(ph.radiograph, params=AnatomyParams())
+    b = map_anatomy(bulged, params=AnatomyParams())
+    assert a.bone_step is not None and b.bone_step is not None and a.bone_step > 0
+    assert abs(b.bone_step - a.bone_step) < 0.1 * a.bone_step

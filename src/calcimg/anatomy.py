@@ -143,6 +143,9 @@ class AnatomyParams:
     bone_texture_mm: float = 1.0
     """Gaussian scale below which detail counts as texture (trabeculae)."""
     cortex_mm: float = 1.5
+    bone_step_mm: float = 4.0
+    """Smoothing (Gaussian sigma) of the cortex and soft-tissue levels whose difference
+    at the bones' margins is :attr:`AnatomyMap.bone_step`."""
     joint_gap_mm: float = 8.0
     """Largest gap between two bones that is a joint space."""
     foreign_unit_floor: float = 0.1
@@ -235,6 +238,7 @@ class AnatomyParams:
         check_range("anatomy.bone_rim_mm", self.bone_rim_mm, 0.1, 20.0)
         check_range("anatomy.bone_texture_mm", self.bone_texture_mm, 0.1, 20.0)
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
+        check_range("anatomy.bone_step_mm", self.bone_step_mm, 0.5, 50.0)
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
         check_range("anatomy.foreign_unit_floor", self.foreign_unit_floor, 0.0, 1.0)
         check_range("anatomy.foreign_local_mm", self.foreign_local_mm, 0.5, 100.0)
@@ -331,6 +335,13 @@ class AnatomyMap:
         The anatomy the map suggests (Body Part Examined is only a hint).
     soft_tissue_level, bone_level : float or None
         Median normalised intensity of soft tissue and of bone (None when absent).
+    bone_step : float or None
+        The step from soft tissue up to cortex at the bones' margins, measured locally
+        (median over cortex pixels of the cortex level minus the level of the soft tissue
+        just outside, both smoothed over ``bone_step_mm``), in normalised units; None
+        when the film has no bone margin against soft tissue. Unlike ``bone_level -
+        soft_tissue_level`` it does not depend on which bones the map found nor on the
+        body's thickness gradient.
 
     Examples
     --------
@@ -354,6 +365,7 @@ class AnatomyMap:
     body_part: str | None = None
     soft_tissue_level: float | None = None
     bone_level: float | None = None
+    bone_step: float | None = None
 
     def __post_init__(self) -> None:
         g = self.grid_labels.shape
@@ -381,6 +393,7 @@ class AnatomyMap:
         body_part: str | None = None,
         soft_tissue_level: float | None = None,
         bone_level: float | None = None,
+        bone_step: float | None = None,
     ) -> AnatomyMap:
         """A map at the film's resolution (its grid is the film), from (rows, columns)
         arrays: uint8 codes, bool cortex, int32 joint labels, float32 distance in mm."""
@@ -396,6 +409,7 @@ class AnatomyMap:
             body_part=body_part,
             soft_tissue_level=soft_tissue_level,
             bone_level=bone_level,
+            bone_step=bone_step,
         )
 
     # ------------------------------------------------------------------ film resolution
@@ -521,6 +535,25 @@ _BODY_PART_JOINT = {
 }
 
 
+def _bone_step(
+    img: np.ndarray, cortex: np.ndarray, outside: np.ndarray, sigma_px: float
+) -> float | None:
+    """Median over cortex pixels of the local cortex level minus the local level of the
+    soft tissue just outside the bone (``outside``), both by normalised Gaussian
+    convolution; None when no cortex pixel has soft tissue within reach."""
+    if not cortex.any() or not outside.any():
+        return None
+    ci, oi = cortex.astype(np.float32), outside.astype(np.float32)
+    wc = cv2.GaussianBlur(ci, (0, 0), sigma_px)
+    wo = cv2.GaussianBlur(oi, (0, 0), sigma_px)
+    vc = cv2.GaussianBlur(img * ci, (0, 0), sigma_px)
+    vo = cv2.GaussianBlur(img * oi, (0, 0), sigma_px)
+    ok = cortex & (wo > 0.05) & (wc > 0.05)
+    if not ok.any():
+        return None
+    return float(np.median(vc[ok] / wc[ok] - vo[ok] / wo[ok]))
+
+
 def _otsu(values: np.ndarray) -> float:
     """Two-class Otsu threshold of float values (the midpoint when they are constant)."""
     lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
@@ -641,6 +674,52 @@ def _collimation(img: np.ndarray, body_t: float, p: AnatomyParams) -> np.ndarray
         rows = np.arange(vh)[:, None]
         omask |= rows < lim[None, :]
     return out
+
+
+def _saturated_bands(img: np.ndarray, max_ramp_px: int) -> np.ndarray:
+    """Unexposed film clipped at the film's brightest value along its sides.
+
+    A band at exactly the maximum value, running along at least 80 % of one side, carries
+    no image (tissue always shows quantum noise): film beyond the collimator blades whose
+    edge lies too deep for :func:`_collimation`'s search, as on pydicom-data's RG3. The
+    band takes its penumbra (the blurred edge, falling inwards, at most ``max_ramp_px``).
+    """
+    h, w = img.shape
+    top = float(img.max(initial=0.0))
+    if h < 16 or w < 16 or top <= float(img.min(initial=0.0)):
+        return np.zeros((h, w), dtype=bool)
+    flat = (img >= top - 1e-6).astype(np.uint8)
+    # keep what is band-shaped along its side: a saturated lead marker touching the band
+    # is shorter than a fifth of the film along that side and is opened away
+    band = np.zeros((h, w), dtype=bool)
+    for kernel, first, last in (
+        (np.ones((max(3, h // 5), 1), np.uint8), (slice(None), 0), (slice(None), -1)),
+        (np.ones((1, max(3, w // 5)), np.uint8), (0, slice(None)), (-1, slice(None))),
+    ):  # left/right bands run along the columns, top/bottom along the rows
+        n, lab = cv2.connectedComponents(cv2.morphologyEx(flat, cv2.MORPH_OPEN, kernel))
+        keep = np.zeros(n, dtype=bool)
+        for side in (lab[first], lab[last]):
+            ids, counts = np.unique(side[side > 0], return_counts=True)
+            keep[ids[counts >= 0.8 * side.size]] = True
+        band |= keep[lab]
+    if not band.any():
+        return band
+    # the blades' penumbra: from the band's edge inwards the film keeps falling (blurred
+    # edge) until the first rise; smoothed along the edge so noise does not stop it
+    smooth = cv2.GaussianBlur(img, (0, 0), 1.0)
+    for k in range(4):
+        view, bv, sat = np.rot90(smooth, k), np.rot90(band, k), np.rot90(flat, k)
+        depth = np.argmin(bv, axis=0)  # band rows from this side, per column
+        depth[bv.all(axis=0)] = 0
+        vh = view.shape[0]
+        for c in np.nonzero(depth > 0)[0]:
+            d = int(depth[c])
+            stop = min(vh, d + max_ramp_px)
+            rises = np.nonzero(np.diff(view[d - 1 : stop, c]) > 0)[0]
+            end = d + (int(rises[0]) if rises.size else stop - d)
+            # saturated pixels past the band are an object on it (a lead marker)
+            bv[d:end, c] = sat[d:end, c] == 0
+    return band
 
 
 def _strongest_drop(prof: np.ndarray, depth: int) -> tuple[float, int]:
@@ -1079,7 +1158,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     ):
         # no air on the film: the lowest Otsu class is only the noise of the tissue
         body_t = lo_v - 1.0
-    collim = _collimation(img, body_t, p)
+    collim = _collimation(img, body_t, p) | _saturated_bands(img, int(round(30.0 / sp)))
     body = (img > body_t) & ~collim
     body = _keep_large(body, min(p.body_min_area_mm2 / px_area, 0.25 * h * w))
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
@@ -1189,6 +1268,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         bone_level = None
     soft = labels == Region.SOFT_TISSUE
     soft_level_v = float(np.median(img[soft])) if soft.any() else None
+    step = _bone_step(img, cortex, soft & (dist > 0.5) & (dist <= 3.0), p.bone_step_mm / sp)
     return AnatomyMap(
         shape=shape,
         grid_labels=labels,
@@ -1200,4 +1280,5 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         body_part=name_hint or (radiograph.body_part_examined or "").strip().lower() or None,
         soft_tissue_level=soft_level_v,
         bone_level=bone_level,
+        bone_step=step,
     )

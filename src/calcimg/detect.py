@@ -95,7 +95,7 @@ class DetectParams:
     max_area_mm2: float = 5000.0
     texture_mm: float = 15.0
     """Window of the neighbourhood-busyness feature."""
-    max_rel_contrast: float = 1.2
+    max_rel_contrast: float = 2.5
     """Candidates denser than this many times the bone - soft-tissue contrast are metal
     or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
     tissue and cortex)."""
@@ -310,11 +310,17 @@ def candidates(
     glab = np.where(parts, glab, 0)
     soft_level = anatomy.soft_tissue_level
     bone_level = anatomy.bone_level
-    bone_contrast = (
-        max(bone_level - soft_level, 1e-3)
-        if bone_level is not None and soft_level is not None
-        else max(float(np.percentile(img, 99) - np.percentile(img, 50)), 1e-3)
-    )
+    span = bone_level - soft_level if bone_level is not None and soft_level is not None else None
+    if anatomy.bone_step is not None:
+        # contrasts against the local soft tissue -> cortex step at the bones' margins,
+        # which does not depend on which bones the map found
+        bone_contrast = max(anatomy.bone_step, 1e-3)
+    elif span is not None:
+        bone_contrast = max(span, 1e-3)
+    else:
+        bone_contrast = max(float(np.percentile(img, 99) - np.percentile(img, 50)), 1e-3)
+    # levels are placed between the soft-tissue (0) and bone (1) medians
+    level_span = span if span is not None and span > 1e-3 else bone_contrast
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found = []
     slices = _find_objects(glab, ng)
@@ -354,7 +360,7 @@ def candidates(
             "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
             # local background relative to soft tissue (0) and bone (1): candidates on a
             # bone-level background are bone texture the anatomy map missed
-            "background_rel": float((np.median((img[sl] - res[sl])[m]) - ref_soft) / bone_contrast),
+            "background_rel": float((np.median((img[sl] - res[sl])[m]) - ref_soft) / level_span),
             "fill": float(npx / max(m.size, 1)),
             "texture_density": float(
                 max(
