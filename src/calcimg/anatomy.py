@@ -544,11 +544,14 @@ def _bone_step(
     if not cortex.any() or not outside.any():
         return None
     ci, oi = cortex.astype(np.float32), outside.astype(np.float32)
-    wc = cv2.GaussianBlur(ci, (0, 0), sigma_px)
-    wo = cv2.GaussianBlur(oi, (0, 0), sigma_px)
-    vc = cv2.GaussianBlur(img * ci, (0, 0), sigma_px)
-    vo = cv2.GaussianBlur(img * oi, (0, 0), sigma_px)
-    ok = cortex & (wo > 0.05) & (wc > 0.05)
+    # on a grid a quarter of the smoothing wide: area averages, then the Gaussian
+    f = max(1, int(sigma_px / 4))
+    h, w = img.shape
+    sh = (max(1, h // f), max(1, w // f))
+    s = sigma_px * sh[1] / w
+    planes = [_resize(a, sh, cv2.INTER_AREA) for a in (ci, oi, img * ci, img * oi)]
+    wc, wo, vc, vo = (cv2.GaussianBlur(a, (0, 0), s) for a in planes)
+    ok = (planes[0] > 0) & (wo > 0.05) & (wc > 0.05)
     if not ok.any():
         return None
     return float(np.median(vc[ok] / wc[ok] - vo[ok] / wo[ok]))
@@ -689,6 +692,9 @@ def _saturated_bands(img: np.ndarray, max_ramp_px: int) -> np.ndarray:
     if h < 16 or w < 16 or top <= float(img.min(initial=0.0)):
         return np.zeros((h, w), dtype=bool)
     flat = (img >= top - 1e-6).astype(np.uint8)
+    sides = (flat[0], flat[-1], flat[:, 0], flat[:, -1])
+    if not any(float(sd.mean()) >= 0.8 for sd in sides):  # no band along any side
+        return np.zeros((h, w), dtype=bool)
     # keep what is band-shaped along its side: a saturated lead marker touching the band
     # is shorter than a fifth of the film along that side and is opened away
     band = np.zeros((h, w), dtype=bool)

@@ -244,14 +244,14 @@ def _logistic(weights: tuple[float, ...], feats: Mapping[str, float]) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
-def candidates(
+def _measure(
     radiograph: Radiograph, anatomy: AnatomyMap, params: DetectParams
-) -> tuple[list[tuple[tuple[int, int, int, int], np.ndarray, dict[str, float]]], float]:
-    """All grouped candidates with their features, before the confidence cut.
-
-    Returns ([(bbox, particles, features)], detection-grid spacing in mm); bbox and
-    particles are at the film's resolution.
-    """
+) -> tuple[
+    list[tuple[tuple[slice, slice], np.ndarray, dict[str, float]]], tuple[float, float], float
+]:
+    """Grouped candidates on the detection grid, strongest (CNR) first: ([(grid slices,
+    particle labels in the slices, features)], film/grid scale (rows, columns), grid
+    spacing in mm)."""
     p = params
     shape = radiograph.shape
     sp, (h, w) = radiograph.grid(p.grid_mm)
@@ -282,7 +282,7 @@ def candidates(
         allowed[:, :mf] = False
         allowed[:, -mf:] = False
     if not allowed.any():
-        return [], sp
+        return [], (1.0, 1.0), sp
     cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)
     grow = (cnr >= p.grow_cnr) & allowed
     # how busy the neighbourhood is: bone texture the anatomy map missed, skin folds and
@@ -293,14 +293,14 @@ def candidates(
     )
     n, lab = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8)
     if n <= 1:
-        return [], sp
+        return [], (1.0, 1.0), sp
     seed_max = np.zeros(n, dtype=np.float32)
     np.maximum.at(seed_max, lab[grow], cnr[grow])
     keep = seed_max >= p.seed_cnr
     keep[0] = False
     parts = keep[lab]
     if not parts.any():
-        return [], sp
+        return [], (1.0, 1.0), sp
     # group particles closer than group_mm
     k = max(1, int(round(p.group_mm / sp)) | 1)
     grouped = cv2.dilate(
@@ -372,20 +372,38 @@ def candidates(
         }
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
-        # back to the film's resolution
-        r0 = int(sl[0].start * fr)
-        c0 = int(sl[1].start * fc)
-        r1 = min(shape[0], int(np.ceil(sl[0].stop * fr)))
-        c1 = min(shape[1], int(np.ceil(sl[1].stop * fc)))
         plab = np.zeros(m.shape, dtype=np.int32)
-        for i, pid in enumerate(pids, start=1):
-            plab[m & (sub_lab == pid)] = i
-        full = _resize(plab, (r1 - r0, c1 - c0), cv2.INTER_NEAREST)
-        if not full.any():
-            continue
-        found.append(((r0, c0, r1, c1), full, feats))
+        # particles numbered 1..n in the order of their labels (one pass, not one per id)
+        plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
+        found.append((sl, plab, feats))
     found.sort(key=lambda t: -t[2]["cnr_max"])
-    return found[: p.max_candidates], sp
+    return found[: p.max_candidates], (fr, fc), sp
+
+
+def _at_film(
+    shape: tuple[int, int], scale: tuple[float, float], sl: tuple[slice, slice], plab: np.ndarray
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """A candidate's bbox and particle labels on the film (the grid is never finer)."""
+    fr, fc = scale
+    r0 = int(sl[0].start * fr)
+    c0 = int(sl[1].start * fc)
+    r1 = min(shape[0], int(np.ceil(sl[0].stop * fr)))
+    c1 = min(shape[1], int(np.ceil(sl[1].stop * fc)))
+    return (r0, c0, r1, c1), _resize(plab, (r1 - r0, c1 - c0), cv2.INTER_NEAREST)
+
+
+def candidates(
+    radiograph: Radiograph, anatomy: AnatomyMap, params: DetectParams
+) -> tuple[list[tuple[tuple[int, int, int, int], np.ndarray, dict[str, float]]], float]:
+    """All grouped candidates with their features, before the confidence cut.
+
+    Returns ([(bbox, particles, features)], detection-grid spacing in mm); bbox and
+    particles are at the film's resolution, strongest (CNR) first.
+    """
+    measured, scale, sp = _measure(radiograph, anatomy, params)
+    return [
+        (*_at_film(radiograph.shape, scale, sl, plab), feats) for sl, plab, feats in measured
+    ], sp
 
 
 def _find_objects(lab: np.ndarray, n: int) -> list[tuple[slice, slice] | None]:
@@ -409,12 +427,15 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
     Detections
         Findings with confidence >= ``min_confidence``, strongest first.
     """
-    found, _sp = candidates(radiograph, anatomy, params)
-    scored = [(b, pl, f, _logistic(params.confidence_weights, f)) for b, pl, f in found]
+    measured, scale, _sp = _measure(radiograph, anatomy, params)
+    scored = [(sl, pl, f, _logistic(params.confidence_weights, f)) for sl, pl, f in measured]
     scored = [t for t in scored if t[3] >= params.min_confidence]
     scored.sort(key=lambda t: -t[3])
-    items = tuple(
-        Detection(id=i, bbox=b, particles=pl, confidence=round(conf, 4), features=f)
-        for i, (b, pl, f, conf) in enumerate(scored, start=1)
-    )
-    return Detections(items=items, n_candidates=len(found))
+    items = []
+    for i, (sl, pl, f, conf) in enumerate(scored, start=1):
+        # only findings are brought to the film's resolution
+        bbox, particles = _at_film(radiograph.shape, scale, sl, pl)
+        items.append(
+            Detection(id=i, bbox=bbox, particles=particles, confidence=round(conf, 4), features=f)
+        )
+    return Detections(items=tuple(items), n_candidates=len(measured))
