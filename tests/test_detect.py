@@ -187,3 +187,20 @@ def test_degenerate_films_give_no_findings() -> None:
     tiny = dataclasses.replace(ph.radiograph, pixels=ph.radiograph.pixels[:169, :211].copy())
     assert len(run(tiny).items) <= 1
     assert run(ph.radiograph).items == ()
+
+
+def test_enclosed_fraction_tells_a_closed_cortical_ring_from_deposits_and_open_rims() -> None:
+    import cv2
+
+    from calcimg.detect import _enclosed_fraction
+
+    yy, xx = np.mgrid[:81, :81]
+    r = np.hypot(yy - 40, xx - 40)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    ring = (r >= 30) & (r <= 33)  # a small bone's cortex: the only top-hat response
+    disc = r <= 20  # a deposit
+    angle = np.degrees(np.arctan2(yy - 40, xx - 40))
+    arcs = ring & ((np.abs(angle) < 40) | (np.abs(angle) > 140))  # a clump's rim pieces
+    assert _enclosed_fraction(ring, kernel) > 0.7
+    assert _enclosed_fraction(disc, kernel) == 0.0
+    assert _enclosed_fraction(arcs, kernel) < 0.05

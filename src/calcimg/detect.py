@@ -50,6 +50,7 @@ FEATURE_NAMES = (
     "background_rel",
     "fill",
     "texture_density",
+    "enclosed_fraction",
 )
 """Features the confidence is a logistic function of (weights: bias first, then these)."""
 
@@ -93,6 +94,8 @@ class DetectParams:
     texture: calcified particles are 0.3-2 mm (``DOMAIN.md``), below what such a film
     resolves."""
     max_area_mm2: float = 5000.0
+    ring_close_mm: float = 1.0
+    """Gaps a candidate's ring may have and still count as closed (``enclosed_fraction``)."""
     texture_mm: float = 15.0
     """Window of the neighbourhood-busyness feature."""
     max_rel_contrast: float = 2.5
@@ -102,7 +105,7 @@ class DetectParams:
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 6
+    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 7
     """Bias then one weight per :data:`FEATURE_NAMES` entry."""
 
     def __post_init__(self) -> None:
@@ -135,6 +138,7 @@ class DetectParams:
         check_range("detect.min_area_px", self.min_area_px, 0, 1e6)
         check_range("detect.max_area_mm2", self.max_area_mm2, 0.0, 1e9)
         check_range("detect.texture_mm", self.texture_mm, 1.0, 200.0)
+        check_range("detect.ring_close_mm", self.ring_close_mm, 0.0, 20.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
@@ -323,6 +327,9 @@ def _measure(
     level_span = span if span is not None and span > 1e-3 else bone_contrast
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found = []
+    k_close = cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (max(3, int(round(p.ring_close_mm / sp)) | 1),) * 2
+    )
     slices = _find_objects(glab, ng)
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
@@ -372,6 +379,7 @@ def _measure(
         }
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
+        feats["enclosed_fraction"] = _enclosed_fraction(m, k_close)
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
@@ -404,6 +412,20 @@ def candidates(
     return [
         (*_at_film(radiograph.shape, scale, sl, plab), feats) for sl, plab, feats in measured
     ], sp
+
+
+def _enclosed_fraction(m: np.ndarray, kernel: np.ndarray) -> float:
+    """Share of a candidate's filled outline that its particles do not cover: ~0 for a
+    deposit or a clump's open rim fragments, large for a closed cortical ring (a small
+    bone or sesamoid the anatomy map missed: only its cortex gives a top-hat response)."""
+    from scipy import ndimage
+
+    pad = kernel.shape[0]
+    mk = np.pad(m.astype(np.uint8), pad)
+    closed = cv2.morphologyEx(mk, cv2.MORPH_CLOSE, kernel)
+    filled = ndimage.binary_fill_holes(closed)
+    n_filled = int(np.count_nonzero(filled))
+    return float(n_filled - np.count_nonzero(mk)) / max(n_filled, 1)
 
 
 def _find_objects(lab: np.ndarray, n: int) -> list[tuple[slice, slice] | None]:
