@@ -39,11 +39,11 @@ END = "# <<< [describe]"
 
 
 def collect(
-    folder: Path, params: DescribeParams, detected: bool = False
+    folders: list[Path], params: DescribeParams, detected: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Feature rows, pattern indices, image index per row, and the images' seeds."""
     xs, ys, groups, seeds = [], [], [], []
-    for case in iter_cases(folder):
+    for case in (c for folder in folders for c in iter_cases(folder)):
         seeds.append(int(case.truth.get("seed", -1)))
         variants = [(case.anatomy, *truth_detections(case, pert)) for pert in PERTURBATIONS]
         if detected:
@@ -99,10 +99,21 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float, prior: np.ndarray) -> np.ndarra
     return raw
 
 
+def seed_ranges(seeds: list[int]) -> str:
+    """``[1000, 1001, 1002, 5000]`` -> ``"1000-1002, 5000"``."""
+    out: list[str] = []
+    for s in sorted(seeds):
+        if out and s == int(out[-1].split("-")[-1]) + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{s}"
+        else:
+            out.append(str(s))
+    return ", ".join(out)
+
+
 def section_text(
     params: DescribeParams,
     weights: np.ndarray,
-    folder: Path,
+    folders: list[Path],
     seeds: list[int],
     l2: float,
     n_rows: int,
@@ -111,7 +122,8 @@ def section_text(
     defaults = DescribeParams()
     lines = [
         BEGIN,
-        f"# Pattern model fitted on {folder} (seeds {seeds[0]}-{seeds[-1]}, {len(seeds)} images,",
+        f"# Pattern model fitted on {', '.join(str(f) for f in folders)}",
+        f"# (seeds {seed_ranges(seeds)}, {len(seeds)} images,",
         f"# {n_rows} rows = lesions x mask variants {', '.join(variants)}), L2 = {l2}.",
         "# score_p = softmax_p(sum_k w_p[k] * feature_k); features in calcimg.describe.FEATURES",
         "[describe]",
@@ -139,7 +151,7 @@ def write_section(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, nargs="+", help="truth folders (fitted together)")
     ap.add_argument("--l2", type=float, default=0.3)
     ap.add_argument(
         "--detected",
