@@ -204,3 +204,35 @@ def test_enclosed_fraction_tells_a_closed_cortical_ring_from_deposits_and_open_r
     assert _enclosed_fraction(ring, kernel) > 0.7
     assert _enclosed_fraction(disc, kernel) == 0.0
     assert _enclosed_fraction(arcs, kernel) < 0.05
+
+
+def test_a_small_bones_cortical_ring_does_not_swallow_the_deposit_beside_it() -> None:
+    # a ring-shaped "phalanx" cortex (8 x 10 mm, below the map's bone_min_area_mm2) the
+    # anatomy map does not know, and a 1.5 mm deposit 2.5 mm outside it: within
+    # group_mm, so without the ring rule both are one finding whose bbox is the bone's
+    from calcimg.anatomy import AnatomyParams
+    from phantoms import make_phantom
+
+    ph = make_phantom(0.2, blobs=((60.0, 70.0, 1.5),), noise=2.0)
+    px = ph.radiograph.pixels.copy()
+    rows, cols = px.shape
+    yy, xx = np.mgrid[:rows, :cols] * 0.2
+    r = np.hypot((yy - 60.0) / 5.0, (xx - 78.0) / 4.0)
+    px += 250.0 * ((r >= 0.8) & (r <= 1.0))  # the cortex, seen as a ring
+    rg = dataclasses.replace(ph.radiograph, pixels=px.astype(np.float32))
+    amap = map_anatomy(rg, params=AnatomyParams())
+    params = dataclasses.replace(DetectParams(), min_confidence=0.0)
+    from calcimg.detect import candidates
+
+    found, _ = candidates(rg, amap, params)
+    blob_rc = (int(60.0 / 0.2), int(70.0 / 0.2))
+    holding = [b for b, _p, _f in found if b[0] <= blob_rc[0] < b[2] and b[1] <= blob_rc[1] < b[3]]
+    assert holding, "the deposit has no candidate"
+    # the deposit's candidate is its own, not one box with the ring
+    assert all((b[3] - b[1]) * 0.2 < 6.0 for b in holding)
+    off = dataclasses.replace(params, bone_ring_min_mm2=0.0)
+    found_off, _ = candidates(rg, amap, off)
+    merged = [
+        b for b, _p, _f in found_off if b[0] <= blob_rc[0] < b[2] and b[1] <= blob_rc[1] < b[3]
+    ]
+    assert merged and any((b[3] - b[1]) * 0.2 >= 6.0 for b in merged)

@@ -95,6 +95,11 @@ class DetectParams:
     resolves."""
     max_area_mm2: float = 5000.0
     ring_close_mm: float = 1.0
+    bone_ring_min_mm2: float = 40.0
+    """A particle that closes a ring (``bone_ring_enclosed`` of its filled outline not
+    covered) around at least this area is a small bone's cortex and no candidate
+    (0 = off)."""
+    bone_ring_enclosed: float = 0.5
     """Gaps a candidate's ring may have and still count as closed (``enclosed_fraction``)."""
     texture_mm: float = 15.0
     """Window of the neighbourhood-busyness feature."""
@@ -139,6 +144,8 @@ class DetectParams:
         check_range("detect.max_area_mm2", self.max_area_mm2, 0.0, 1e9)
         check_range("detect.texture_mm", self.texture_mm, 1.0, 200.0)
         check_range("detect.ring_close_mm", self.ring_close_mm, 0.0, 20.0)
+        check_range("detect.bone_ring_min_mm2", self.bone_ring_min_mm2, 0.0, 1e6)
+        check_range("detect.bone_ring_enclosed", self.bone_ring_enclosed, 0.0, 1.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
@@ -302,6 +309,22 @@ def _measure(
     np.maximum.at(seed_max, lab[grow], cnr[grow])
     keep = seed_max >= p.seed_cnr
     keep[0] = False
+    k_close = cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (max(3, int(round(p.ring_close_mm / sp)) | 1),) * 2
+    )
+    if p.bone_ring_min_mm2 > 0:
+        # a closed ring around >= bone_ring_min_mm2 is the cortex of a small bone the map
+        # missed (a phalanx, a sesamoid): dropped before grouping, so that it does not
+        # swallow a deposit beside it; phleboliths' rings enclose <= 40 mm2
+        ring_px = p.bone_ring_min_mm2 / (sp * sp)
+        for i, sl in enumerate(_find_objects(lab, n), start=1):
+            if not keep[i] or sl is None:
+                continue
+            if (sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start) < ring_px:
+                continue
+            frac, n_filled = _enclosure(lab[sl] == i, k_close)
+            if n_filled >= ring_px and frac >= p.bone_ring_enclosed:
+                keep[i] = False
     parts = keep[lab]
     if not parts.any():
         return [], (1.0, 1.0), sp
@@ -327,9 +350,6 @@ def _measure(
     level_span = span if span is not None and span > 1e-3 else bone_contrast
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found = []
-    k_close = cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (max(3, int(round(p.ring_close_mm / sp)) | 1),) * 2
-    )
     slices = _find_objects(glab, ng)
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
@@ -415,6 +435,11 @@ def candidates(
 
 
 def _enclosed_fraction(m: np.ndarray, kernel: np.ndarray) -> float:
+    """See :func:`_enclosure`."""
+    return _enclosure(m, kernel)[0]
+
+
+def _enclosure(m: np.ndarray, kernel: np.ndarray) -> tuple[float, int]:
     """Share of a candidate's filled outline that its particles do not cover: ~0 for a
     deposit or a clump's open rim fragments, large for a closed cortical ring (a small
     bone or sesamoid the anatomy map missed: only its cortex gives a top-hat response)."""
@@ -425,7 +450,7 @@ def _enclosed_fraction(m: np.ndarray, kernel: np.ndarray) -> float:
     # holes: background the flood from the (padded, empty) corner does not reach
     cv2.floodFill(closed, None, (0, 0), 1)
     n_filled = n_closed + int(closed.size - np.count_nonzero(closed))
-    return float(n_filled - np.count_nonzero(mk)) / max(n_filled, 1)
+    return float(n_filled - np.count_nonzero(mk)) / max(n_filled, 1), n_filled
 
 
 def _find_objects(lab: np.ndarray, n: int) -> list[tuple[slice, slice] | None]:
