@@ -236,3 +236,33 @@ def test_a_small_bones_cortical_ring_does_not_swallow_the_deposit_beside_it() ->
         b for b, _p, _f in found_off if b[0] <= blob_rc[0] < b[2] and b[1] <= blob_rc[1] < b[3]
     ]
     assert merged and any((b[3] - b[1]) * 0.2 >= 6.0 for b in merged)
+
+
+def test_side_spread_is_large_along_a_bone_edge_and_small_for_a_deposit() -> None:
+    from calcimg.detect import _side_spread
+
+    img = np.zeros((100, 100), np.float32)
+    img[:, 50:] = 0.2  # a bone (0.2 above the soft tissue) on the right
+    edge = np.zeros((60, 3), bool)
+    edge[:, :] = True  # a candidate along the bone's edge
+    sl_edge = (slice(20, 80), slice(48, 51))
+    dot = np.ones((3, 3), bool)  # a deposit in flat soft tissue
+    sl_dot = (slice(48, 51), slice(18, 21))
+    ring = (2, 8)
+    assert _side_spread(img, edge, sl_edge, ring, 0.2) > 0.9
+    assert _side_spread(img, dot, sl_dot, ring, 0.2) < 0.05
+
+
+def test_window_sum_matches_the_box_filter_it_replaces_up_to_the_border() -> None:
+    import cv2
+
+    from calcimg.detect import _window_sum
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((90, 70)) > 0.7
+    k = 15
+    box = cv2.boxFilter(mask.astype(np.float32), -1, (k, k), normalize=False)
+    h = k // 2
+    padded = cv2.copyMakeBorder(mask.view(np.uint8), h, h, h, h, cv2.BORDER_REFLECT_101)
+    for r, c in ((0, 0), (3, 68), (45, 35), (89, 69), (88, 1)):
+        assert _window_sum(padded, r, c, k) == box[r, c]

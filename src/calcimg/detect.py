@@ -51,6 +51,7 @@ FEATURE_NAMES = (
     "fill",
     "texture_density",
     "enclosed_fraction",
+    "side_spread",
 )
 """Features the confidence is a logistic function of (weights: bias first, then these)."""
 
@@ -110,7 +111,7 @@ class DetectParams:
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 7
+    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 8
     """Bias then one weight per :data:`FEATURE_NAMES` entry."""
 
     def __post_init__(self) -> None:
@@ -198,6 +199,7 @@ class Detections:
 
     items: tuple[Detection, ...] = ()
     n_candidates: int = 0
+    """Candidates measured in full (those that could still reach ``min_confidence``)."""
 
 
 def _opening(img: np.ndarray, size_px: int) -> np.ndarray:
@@ -255,14 +257,23 @@ def _logistic(weights: tuple[float, ...], feats: Mapping[str, float]) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
+_COSTLY = ("enclosed_fraction", "side_spread")
+"""Features measured last: a candidate whose confidence cannot reach the cut even at their
+most favourable value (0, when their weights are <= 0) is not measured further."""
+
+
 def _measure(
-    radiograph: Radiograph, anatomy: AnatomyMap, params: DetectParams
+    radiograph: Radiograph, anatomy: AnatomyMap, params: DetectParams, *, prune: bool = False
 ) -> tuple[
     list[tuple[tuple[slice, slice], np.ndarray, dict[str, float]]], tuple[float, float], float
 ]:
     """Grouped candidates on the detection grid, strongest (CNR) first: ([(grid slices,
     particle labels in the slices, features)], film/grid scale (rows, columns), grid
-    spacing in mm)."""
+    spacing in mm).
+
+    ``prune``: leave out candidates whose confidence is below ``min_confidence`` whatever
+    the :data:`_COSTLY` features turn out to be (exact: only when those weights are <= 0;
+    :func:`detect` uses it, the tuning scripts see every candidate)."""
     p = params
     shape = radiograph.shape
     sp, (h, w) = radiograph.grid(p.grid_mm)
@@ -299,10 +310,18 @@ def _measure(
     # how busy the neighbourhood is: bone texture the anatomy map missed, skin folds and
     # noisy regions give many responses around a candidate, a calcification few
     kt = max(3, int(round(p.texture_mm / sp)) | 1)
-    busy = cv2.boxFilter(
-        ((cnr >= p.grow_cnr) & (labels > 0)).astype(np.float32), -1, (kt, kt), normalize=False
+    half = kt // 2
+    # summed per candidate (a box filter over the whole grid cost more than all of them);
+    # the border is mirrored as cv2.boxFilter's default (BORDER_REFLECT_101) would
+    busy_px = cv2.copyMakeBorder(
+        ((cnr >= p.grow_cnr) & (labels > 0)).view(np.uint8),
+        half,
+        half,
+        half,
+        half,
+        cv2.BORDER_REFLECT_101,
     )
-    n, lab = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8)
+    n, lab, stats, _c = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
     if n <= 1:
         return [], (1.0, 1.0), sp
     seed_max = np.zeros(n, dtype=np.float32)
@@ -316,14 +335,12 @@ def _measure(
         # a closed ring around >= bone_ring_min_mm2 is the cortex of a small bone the map
         # missed (a phalanx, a sesamoid): dropped before grouping, so that it does not
         # swallow a deposit beside it; phleboliths' rings enclose <= 40 mm2
-        ring_px = p.bone_ring_min_mm2 / (sp * sp)
-        for i, sl in enumerate(_find_objects(lab, n), start=1):
-            if not keep[i] or sl is None:
-                continue
-            if (sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start) < ring_px:
-                continue
-            frac, n_filled = _enclosure(lab[sl] == i, k_close)
-            if n_filled >= ring_px and frac >= p.bone_ring_enclosed:
+        bone_ring_px = p.bone_ring_min_mm2 / (sp * sp)
+        x0, y0, bw, bh = (stats[:, j] for j in range(4))
+        for i in np.nonzero(keep & (bw * bh >= bone_ring_px))[0]:
+            box = (slice(y0[i], y0[i] + bh[i]), slice(x0[i], x0[i] + bw[i]))
+            frac, n_filled = _enclosure(lab[box] == i, k_close)
+            if n_filled >= bone_ring_px and frac >= p.bone_ring_enclosed:
                 keep[i] = False
     parts = keep[lab]
     if not parts.any():
@@ -350,6 +367,9 @@ def _measure(
     level_span = span if span is not None and span > 1e-3 else bone_contrast
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found = []
+    weight_of = dict(zip(FEATURE_NAMES, p.confidence_weights[1:], strict=True))
+    prune_ok = prune and all(weight_of[f] <= 0.0 for f in _COSTLY)
+    side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
@@ -387,11 +407,14 @@ def _measure(
             "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
             # local background relative to soft tissue (0) and bone (1): candidates on a
             # bone-level background are bone texture the anatomy map missed
-            "background_rel": float((np.median((img[sl] - res[sl])[m]) - ref_soft) / level_span),
+            "background_rel": float((np.median(img[sl][m] - res[sl][m]) - ref_soft) / level_span),
             "fill": float(npx / max(m.size, 1)),
             "texture_density": float(
                 max(
-                    float(busy[int(ys.mean()) + sl[0].start, int(xs.mean()) + sl[1].start]) - npx,
+                    _window_sum(
+                        busy_px, int(ys.mean()) + sl[0].start, int(xs.mean()) + sl[1].start, kt
+                    )
+                    - npx,
                     0.0,
                 )
                 / (kt * kt)
@@ -399,7 +422,11 @@ def _measure(
         }
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
+        best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
+        if prune_ok and _logistic(p.confidence_weights, best_case) < p.min_confidence:
+            continue
         feats["enclosed_fraction"] = _enclosed_fraction(m, k_close)
+        feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
@@ -432,6 +459,31 @@ def candidates(
     return [
         (*_at_film(radiograph.shape, scale, sl, plab), feats) for sl, plab, feats in measured
     ], sp
+
+
+def _window_sum(padded: np.ndarray, r: int, c: int, k: int) -> float:
+    """Sum of the k x k window centred on (r, c) of the unpadded grid (``padded`` carries
+    a k // 2 border)."""
+    return float(np.count_nonzero(padded[r : r + k, c : c + k]))
+
+
+def _side_spread(
+    img: np.ndarray, m: np.ndarray, sl: tuple[slice, slice], ring: tuple[int, int], unit: float
+) -> float:
+    """Spread (80th - 20th percentile) of the film 1.5-4 mm around a candidate, in units of
+    the cortex step: large along a bone's edge (bone on one side, soft tissue on the
+    other), small for a deposit or a vessel in soft tissue."""
+    h, w = img.shape
+    r0, c0 = max(0, sl[0].start - ring[1]), max(0, sl[1].start - ring[1])
+    r1, c1 = min(h, sl[0].stop + ring[1]), min(w, sl[1].stop + ring[1])
+    mk = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    mk[sl[0].start - r0 : sl[0].stop - r0, sl[1].start - c0 : sl[1].stop - c0] = m
+    d = cv2.distanceTransform(1 - mk, cv2.DIST_L2, 5)  # one pass, not two large dilations
+    v = img[r0:r1, c0:c1][(d > ring[0]) & (d <= ring[1])]
+    if v.size < 4:
+        return 0.0
+    lo, hi = np.percentile(v, [20, 80])
+    return float((hi - lo) / unit)
 
 
 def _enclosed_fraction(m: np.ndarray, kernel: np.ndarray) -> float:
@@ -474,7 +526,7 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
     Detections
         Findings with confidence >= ``min_confidence``, strongest first.
     """
-    measured, scale, _sp = _measure(radiograph, anatomy, params)
+    measured, scale, _sp = _measure(radiograph, anatomy, params, prune=True)
     scored = [(sl, pl, f, _logistic(params.confidence_weights, f)) for sl, pl, f in measured]
     scored = [t for t in scored if t[3] >= params.min_confidence]
     scored.sort(key=lambda t: -t[3])
