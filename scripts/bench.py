@@ -141,6 +141,10 @@ def worker(path: Path, repeats: int, warm: Path | None = None) -> dict[str, Any]
     cv2.setNumThreads(1)
     import io
 
+    from calcimg.batch import steady_allocator
+
+    steady_allocator()  # as the calcimg command and its batch workers do
+
     from calcimg.anatomy import map_anatomy
     from calcimg.config import load_config
     from calcimg.describe import describe
