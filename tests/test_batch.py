@@ -12,6 +12,14 @@ import pydicom
 import pytest
 
 import calcimg.pipeline
+from batchdata import (
+    SHARED_DICOM,
+    Folder,
+    csv_without_timing,
+    lines_without_timing,
+    make_folder,
+    write_radiograph,
+)
 from calcimg import __version__
 from calcimg.batch import BatchOptions, NotSelectedError, Selector, final_results, run_batch
 from calcimg.config import load_config
@@ -21,26 +29,6 @@ from calcimg.errors import CalcimgError, ConfigError, PixelDecodeError
 from calcimg.ingest import read_header, read_radiograph
 from calcimg.report import FINDINGS_FILE, IMAGES_FILE, REPORT_FILE, RESULTS_FILE
 from calcimg.result import Location, Pattern, Status
-
-# tests/ may or may not be a package (both layouts have been used on main).
-try:
-    from tests.batchdata import (
-        SHARED_DICOM,
-        Folder,
-        csv_without_timing,
-        lines_without_timing,
-        make_folder,
-        write_radiograph,
-    )
-except ModuleNotFoundError:
-    from batchdata import (  # type: ignore[no-redef]
-        SHARED_DICOM,
-        Folder,
-        csv_without_timing,
-        lines_without_timing,
-        make_folder,
-        write_radiograph,
-    )
 
 
 @pytest.fixture(scope="module")

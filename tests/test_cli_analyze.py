@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from batchdata import (
+    Folder,
+    csv_without_timing,
+    lines_without_timing,
+    make_folder,
+    write_radiograph,
+)
 from calcimg.report import FINDINGS_FILE, IMAGES_FILE, RESULTS_FILE
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -33,24 +40,6 @@ def _patched(rg, *, params):
 
 _p.map_anatomy = _patched
 """
-
-# tests/ may or may not be a package (both layouts have been used on main).
-try:
-    from tests.batchdata import (
-        Folder,
-        csv_without_timing,
-        lines_without_timing,
-        make_folder,
-        write_radiograph,
-    )
-except ModuleNotFoundError:
-    from batchdata import (  # type: ignore[no-redef]
-        Folder,
-        csv_without_timing,
-        lines_without_timing,
-        make_folder,
-        write_radiograph,
-    )
 
 
 @pytest.fixture(scope="module")
