@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,11 +101,24 @@ def fit(
     return raw
 
 
-def threshold_for(conf: np.ndarray, y: np.ndarray, n_img: int, fp_per_image: float) -> float:
-    """Lowest threshold (0.01 steps) with at most ``fp_per_image`` false positives."""
+def confidence(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The logistic confidence of feature rows ``x`` under weights ``w`` (bias first)."""
+    return 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
+
+
+def threshold_for(
+    conf: np.ndarray,
+    y: np.ndarray,
+    n_img: int,
+    fp_per_image: float,
+    also: Callable[[float], bool] = lambda t: True,
+) -> float:
+    """Lowest threshold (0.01 steps) with at most ``fp_per_image`` false positives per
+    film and ``also(threshold)`` true."""
     best = 0.99
     for t in np.arange(0.99, 0.05, -0.01):
-        if int(((conf >= t) & (y == 0)).sum()) / max(n_img, 1) <= fp_per_image:
+        fp = int(((conf >= t) & (y == 0)).sum())
+        if fp / max(n_img, 1) <= fp_per_image and also(float(t)):
             best = float(t)
     return best
 
@@ -128,9 +142,9 @@ def cross_validate(
     for f in range(k):
         tr, te = fold != f, fold == f
         w = fit(x[tr], y[tr])
-        conf_tr = 1.0 / (1.0 + np.exp(-(w[0] + x[tr] @ w[1:])))
+        conf_tr = confidence(w, x[tr])
         t = threshold_for(conf_tr, y[tr], int((fold_of_img != f).sum()), fp_per_image)
-        conf_te = 1.0 / (1.0 + np.exp(-(w[0] + x[te] @ w[1:])))
+        conf_te = confidence(w, x[te])
         kept = conf_te >= t
         fp += int((kept & (y[te] == 0)).sum())
         idx = np.nonzero(te)[0][kept]
@@ -202,8 +216,8 @@ def main() -> None:
         print(f"{len(xr)} candidates on {n_real} real films without calcification")
     sw = np.concatenate([np.ones(len(x)), np.full(len(xr), a.real_weight)])
     w = fit(np.vstack([x, xr]), np.concatenate([y, np.zeros(len(xr))]), sample_weight=sw)
-    conf = 1.0 / (1.0 + np.exp(-(w[0] + x @ w[1:])))
-    conf_r = 1.0 / (1.0 + np.exp(-(w[0] + xr @ w[1:])))
+    conf = confidence(w, x)
+    conf_r = confidence(w, xr)
     negative = {
         k
         for k, path in enumerate(paths)
@@ -215,12 +229,11 @@ def main() -> None:
         flagged = set(img_arr[conf >= t].tolist()) & negative
         return 1.0 - len(flagged) / max(len(negative), 1)
 
-    best = 0.99
-    for t in np.arange(0.99, 0.05, -0.01):
-        fp = int(((conf >= t) & (y == 0)).sum())
+    def real_and_specific(t: float) -> bool:
         real_ok = n_real == 0 or int((conf_r >= t).sum()) / n_real <= a.real_per_image
-        if fp / n_img <= a.fp_per_image and real_ok and specificity(t) >= a.min_specificity:
-            best = float(t)
+        return real_ok and specificity(t) >= a.min_specificity
+
+    best = threshold_for(conf, y, n_img, a.fp_per_image, real_and_specific)
     kept = conf >= best
     rec = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
     fp = int((kept & (y == 0)).sum())
