@@ -192,7 +192,7 @@ def test_degenerate_films_give_no_findings() -> None:
 def test_enclosed_fraction_tells_a_closed_cortical_ring_from_deposits_and_open_rims() -> None:
     import cv2
 
-    from calcimg.detect import _enclosed_fraction
+    from calcimg.detect import _enclosure
 
     yy, xx = np.mgrid[:81, :81]
     r = np.hypot(yy - 40, xx - 40)
@@ -201,9 +201,9 @@ def test_enclosed_fraction_tells_a_closed_cortical_ring_from_deposits_and_open_r
     disc = r <= 20  # a deposit
     angle = np.degrees(np.arctan2(yy - 40, xx - 40))
     arcs = ring & ((np.abs(angle) < 40) | (np.abs(angle) > 140))  # a clump's rim pieces
-    assert _enclosed_fraction(ring, kernel) > 0.7
-    assert _enclosed_fraction(disc, kernel) == 0.0
-    assert _enclosed_fraction(arcs, kernel) < 0.05
+    assert _enclosure(ring, kernel)[0] > 0.7
+    assert _enclosure(disc, kernel)[0] == 0.0
+    assert _enclosure(arcs, kernel)[0] < 0.05
 
 
 def test_a_small_bones_cortical_ring_does_not_swallow_the_deposit_beside_it() -> None:

@@ -96,12 +96,14 @@ class DetectParams:
     resolves."""
     max_area_mm2: float = 5000.0
     ring_close_mm: float = 1.0
+    """Gaps a ring may have and still count as closed (``enclosed_fraction`` and the
+    ring rule below)."""
     bone_ring_min_mm2: float = 40.0
     """A particle that closes a ring (``bone_ring_enclosed`` of its filled outline not
     covered) around at least this area is a small bone's cortex and no candidate
     (0 = off)."""
     bone_ring_enclosed: float = 0.5
-    """Gaps a candidate's ring may have and still count as closed (``enclosed_fraction``)."""
+    """Share of a ring's filled outline its particle must leave uncovered."""
     texture_mm: float = 15.0
     """Window of the neighbourhood-busyness feature."""
     max_rel_contrast: float = 2.5
@@ -199,7 +201,7 @@ class Detections:
 
     items: tuple[Detection, ...] = ()
     n_candidates: int = 0
-    """Candidates measured in full (those that could still reach ``min_confidence``)."""
+    """Candidates before the confidence cut (at most ``max_candidates``)."""
 
 
 def _opening(img: np.ndarray, size_px: int) -> np.ndarray:
@@ -265,15 +267,19 @@ most favourable value (0, when their weights are <= 0) is not measured further."
 def _measure(
     radiograph: Radiograph, anatomy: AnatomyMap, params: DetectParams, *, prune: bool = False
 ) -> tuple[
-    list[tuple[tuple[slice, slice], np.ndarray, dict[str, float]]], tuple[float, float], float
+    list[tuple[tuple[slice, slice], np.ndarray | None, dict[str, float]]],
+    tuple[float, float],
+    float,
 ]:
     """Grouped candidates on the detection grid, strongest (CNR) first: ([(grid slices,
     particle labels in the slices, features)], film/grid scale (rows, columns), grid
     spacing in mm).
 
-    ``prune``: leave out candidates whose confidence is below ``min_confidence`` whatever
-    the :data:`_COSTLY` features turn out to be (exact: only when those weights are <= 0;
-    :func:`detect` uses it, the tuning scripts see every candidate)."""
+    ``prune``: do not finish candidates whose confidence is below ``min_confidence``
+    whatever the :data:`_COSTLY` features turn out to be (exact: only when those weights
+    are <= 0): they keep their place in the ``max_candidates`` ranking but come without
+    particle labels (None) or costly features. :func:`detect` uses it; the tuning
+    scripts see every candidate in full."""
     p = params
     shape = radiograph.shape
     sp, (h, w) = radiograph.grid(p.grid_mm)
@@ -366,7 +372,7 @@ def _measure(
     # levels are placed between the soft-tissue (0) and bone (1) medians
     level_span = span if span is not None and span > 1e-3 else bone_contrast
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
-    found = []
+    found: list[tuple[tuple[slice, slice], np.ndarray | None, dict[str, float]]] = []
     weight_of = dict(zip(FEATURE_NAMES, p.confidence_weights[1:], strict=True))
     prune_ok = prune and all(weight_of[f] <= 0.0 for f in _COSTLY)
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
@@ -424,8 +430,9 @@ def _measure(
             continue
         best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
         if prune_ok and _logistic(p.confidence_weights, best_case) < p.min_confidence:
+            found.append((sl, None, feats))  # ranked below, never a finding
             continue
-        feats["enclosed_fraction"] = _enclosed_fraction(m, k_close)
+        feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
         feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
@@ -456,9 +463,11 @@ def candidates(
     particles are at the film's resolution, strongest (CNR) first.
     """
     measured, scale, sp = _measure(radiograph, anatomy, params)
-    return [
-        (*_at_film(radiograph.shape, scale, sl, plab), feats) for sl, plab, feats in measured
-    ], sp
+    out = []
+    for sl, plab, feats in measured:
+        assert plab is not None  # only pruning leaves labels out
+        out.append((*_at_film(radiograph.shape, scale, sl, plab), feats))
+    return out, sp
 
 
 def _window_sum(padded: np.ndarray, r: int, c: int, k: int) -> float:
@@ -484,11 +493,6 @@ def _side_spread(
         return 0.0
     lo, hi = np.percentile(v, [20, 80])
     return float((hi - lo) / unit)
-
-
-def _enclosed_fraction(m: np.ndarray, kernel: np.ndarray) -> float:
-    """See :func:`_enclosure`."""
-    return _enclosure(m, kernel)[0]
 
 
 def _enclosure(m: np.ndarray, kernel: np.ndarray) -> tuple[float, int]:
@@ -527,11 +531,16 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
         Findings with confidence >= ``min_confidence``, strongest first.
     """
     measured, scale, _sp = _measure(radiograph, anatomy, params, prune=True)
-    scored = [(sl, pl, f, _logistic(params.confidence_weights, f)) for sl, pl, f in measured]
+    scored = [
+        (sl, pl, f, _logistic(params.confidence_weights, f))
+        for sl, pl, f in measured
+        if pl is not None
+    ]
     scored = [t for t in scored if t[3] >= params.min_confidence]
     scored.sort(key=lambda t: -t[3])
     items = []
     for i, (sl, pl, f, conf) in enumerate(scored, start=1):
+        assert pl is not None
         # only findings are brought to the film's resolution
         bbox, particles = _at_film(radiograph.shape, scale, sl, pl)
         items.append(
