@@ -70,6 +70,8 @@ class AnatomyParams:
     """Collimator edges are searched within this fraction of the film from each side."""
     collimation_step: float = 0.05
     """Smallest intensity drop (fraction of the film's range) at a collimator edge."""
+    saturated_ramp_mm: float = 30.0
+    """Longest penumbra taken with a band clipped at the film's maximum along a side."""
     soft_level_mm: float = 100.0
     """Disc diameter of the grey opening that estimates the soft-tissue level (wider than
     the widest bone)."""
@@ -209,6 +211,7 @@ class AnatomyParams:
         check_range("anatomy.body_min_area_mm2", self.body_min_area_mm2, 0.0, 1e9)
         check_range("anatomy.collimation_depth", self.collimation_depth, 0.0, 0.5)
         check_range("anatomy.collimation_step", self.collimation_step, 0.0, 1.0)
+        check_range("anatomy.saturated_ramp_mm", self.saturated_ramp_mm, 0.0, 1000.0)
         check_range("anatomy.soft_level_mm", self.soft_level_mm, 1.0, 500.0)
         check_range("anatomy.soft_poly_degree", self.soft_poly_degree, 0, 4)
         check_range("anatomy.skin_mm", self.skin_mm, 0.0, 100.0)
@@ -538,9 +541,10 @@ _BODY_PART_JOINT = {
 def _bone_step(
     img: np.ndarray, cortex: np.ndarray, outside: np.ndarray, sigma_px: float
 ) -> float | None:
-    """Median over cortex pixels of the local cortex level minus the local level of the
-    soft tissue just outside the bone (``outside``), both by normalised Gaussian
-    convolution; None when no cortex pixel has soft tissue within reach."""
+    """Median, over the cells of a grid a quarter of ``sigma_px`` wide that hold cortex,
+    of the local cortex level minus the local level of the soft tissue just outside the
+    bone (``outside``), both by normalised Gaussian convolution; None when no cortex has
+    soft tissue within reach."""
     if not cortex.any() or not outside.any():
         return None
     ci, oi = cortex.astype(np.float32), outside.astype(np.float32)
@@ -724,7 +728,7 @@ def _saturated_bands(img: np.ndarray, max_ramp_px: int) -> np.ndarray:
             rises = np.nonzero(np.diff(view[d - 1 : stop, c]) > 0)[0]
             end = d + (int(rises[0]) if rises.size else stop - d)
             # saturated pixels past the band are an object on it (a lead marker)
-            bv[d:end, c] = sat[d:end, c] == 0
+            bv[d:end, c] |= sat[d:end, c] == 0
     return band
 
 
@@ -1164,7 +1168,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     ):
         # no air on the film: the lowest Otsu class is only the noise of the tissue
         body_t = lo_v - 1.0
-    collim = _collimation(img, body_t, p) | _saturated_bands(img, int(round(30.0 / sp)))
+    collim = _collimation(img, body_t, p) | _saturated_bands(
+        img, int(round(p.saturated_ramp_mm / sp))
+    )
     body = (img > body_t) & ~collim
     body = _keep_large(body, min(p.body_min_area_mm2 / px_area, 0.25 * h * w))
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
