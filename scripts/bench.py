@@ -141,7 +141,7 @@ def worker(path: Path, repeats: int, warm: Path | None = None) -> dict[str, Any]
     cv2.setNumThreads(1)
     import io
 
-    from calcimg.batch import steady_allocator
+    from calcimg.process import steady_allocator
 
     steady_allocator()  # as the calcimg command and its batch workers do
 

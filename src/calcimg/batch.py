@@ -55,6 +55,7 @@ from calcimg.config import Config, load_config
 from calcimg.errors import CalcimgError, ConfigError, NotAnImageError, StageError
 from calcimg.ingest import Header, iter_inputs, read_header, read_radiograph
 from calcimg.pipeline import analyze_file, error_result
+from calcimg.process import steady_allocator
 from calcimg.report import (
     RESULTS_FILE,
     ResultsWriter,
@@ -397,29 +398,6 @@ def _worker_init(level: int = logging.WARNING) -> None:
     )
     _one_thread()
     steady_allocator()
-
-
-def steady_allocator() -> None:
-    """Keep freed memory in the process for the next film (glibc on Linux; else nothing).
-
-    glibc hands large blocks to ``mmap`` and raises that threshold as such blocks are
-    freed; after some decoders' buffers (JPEG 2000) the analysis's film-sized arrays come
-    from fresh pages again and pay the page faults: the 9 MP JPEG 2000 film's detect took
-    566 ms against 300 ms for the same pixels from an uncompressed file
-    (``scripts/bench.py``). With a fixed 1 GB mmap and trim threshold the arrays are
-    reused from the heap; peak memory per pixel is unchanged (the README has the figures).
-    """
-    import ctypes
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 1 << 30)
-    except (OSError, AttributeError):  # not glibc (musl, ...): keep its defaults
-        return
 
 
 def _one_thread() -> None:

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # pydicom logs every decoder's traceback when all plugins fail; calcimg turns
         # that into one clear error per file, so keep the console readable.
         logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    from calcimg.batch import steady_allocator
+    from calcimg.process import steady_allocator
 
     steady_allocator()  # films of one run reuse each other's memory (see there)
     try:
