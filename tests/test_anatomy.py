@@ -318,3 +318,17 @@ def test_bone_step_follows_the_bone_margin_not_the_soft_tissue_median() -> None:
     b = map_anatomy(bulged, params=AnatomyParams())
     assert a.bone_step is not None and b.bone_step is not None and a.bone_step > 0
     assert abs(b.bone_step - a.bone_step) < 0.1 * a.bone_step
+
+
+def test_a_dense_lead_block_does_not_take_the_bone_threshold() -> None:
+    # a saturated lead block over 3 % of the body: a two-class split of the residual puts
+    # it alone in the upper class, and the bone below the threshold
+    ph = make_phantom(0.2)
+    px = ph.radiograph.pixels.copy()
+    px[100:300, 100:140] = 4095.0  # 40 x 8 mm in the soft tissue left of the shaft
+    film = dataclasses.replace(ph.radiograph, pixels=px)
+    amap = map_anatomy(film, params=AnatomyParams())
+    assert _iou(amap.labels == Region.BONE, ph.bone) > 0.9
+    assert (amap.labels[110:290, 105:135] == Region.BONE).mean() < 0.05
+    old = map_anatomy(film, params=AnatomyParams(bone_min_share=0.0)).labels
+    assert _iou(old == Region.BONE, ph.bone) < 0.1
