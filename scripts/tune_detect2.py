@@ -42,7 +42,7 @@ def collect(
         rg = read_radiograph(str(path))
         amap = map_anatomy(rg, params=cfg.anatomy)
         if truth_anatomy:  # what the detector could do with a perfect anatomy map
-            amap = _truth_map(amap, path)
+            amap = _truth_map(amap, path, rg.pixel_spacing_mm)
         found, _ = candidates(rg, amap, cfg.detect)
         lesions = truth["lesions"]
         for bbox, particles, feats in found:
@@ -60,7 +60,9 @@ def collect(
     return np.array(xs), np.array(ys), hits, n_les, img_of
 
 
-def _truth_map(amap: AnatomyMap, path: Path) -> AnatomyMap:
+def _truth_map(amap: AnatomyMap, path: Path, spacing_mm: tuple[float, float]) -> AnatomyMap:
+    """``NAME.anatomy.png``'s regions and distances to bone, with calcimg's cortex, joints
+    and confounders."""
     import cv2
 
     labels = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
@@ -70,7 +72,7 @@ def _truth_map(amap: AnatomyMap, path: Path) -> AnatomyMap:
         labels=labels,
         cortex=amap.cortex,
         joint_labels=amap.joint_labels,
-        distance_to_bone_mm=dist * np.float32(0.15),
+        distance_to_bone_mm=dist * np.float32(min(spacing_mm)),
         joints=amap.joints,
         confounders=amap.confounders,
         body_part=amap.body_part,
