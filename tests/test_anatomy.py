@@ -332,3 +332,24 @@ def test_a_dense_lead_block_does_not_take_the_bone_threshold() -> None:
     assert (amap.labels[110:290, 105:135] == Region.BONE).mean() < 0.05
     old = map_anatomy(film, params=AnatomyParams(bone_min_share=0.0)).labels
     assert _iou(old == Region.BONE, ph.bone) < 0.1
+
+
+def test_bright_collimation_bands_do_not_raise_the_air_threshold() -> None:
+    # unexposed film at the top and bottom (a third of the film, brighter than bone): a
+    # three-class split over the whole film took the bands as a class of their own and put
+    # the air | tissue split inside the thin tissue at the skin (2 mm narrower a limb;
+    # fingertip deposits beside a blade went to air)
+    ph = make_phantom(0.2, size_mm=(180.0, 110.0))
+    ref = map_anatomy(ph.radiograph, params=AnatomyParams()).labels > 0
+    px = ph.radiograph.pixels.copy()
+    rows = px.shape[0]
+    band = rows // 6
+    px[:band] = 4000.0
+    px[-band:] = 4000.0
+    labels = map_anatomy(
+        dataclasses.replace(ph.radiograph, pixels=px), params=AnatomyParams()
+    ).labels
+    assert (labels[:band] == Region.BACKGROUND).mean() > 0.95
+    mid = rows // 2
+    width_mm = float(np.count_nonzero(labels[mid] > 0)) * 0.2
+    assert abs(width_mm - float(np.count_nonzero(ref[mid])) * 0.2) <= 0.4

@@ -602,6 +602,21 @@ def _bone_otsu(values: np.ndarray, min_share: float) -> float:
     return t
 
 
+def _body_threshold(values: np.ndarray, lo_v: float, hi_v: float, air_gap: float) -> float:
+    """Air | tissue threshold: the lower split of a three-class Otsu, or ``lo_v - 1`` (all
+    tissue) when the class below it is not darker than the rest by ``air_gap`` of the
+    film's range ``hi_v - lo_v`` (no air on the film, only the tissue's noise)."""
+    t = _otsu3_low(values)
+    air, rest = values[values <= t], values[values > t]
+    if (
+        air.size
+        and rest.size
+        and (float(np.median(rest)) - float(np.median(air)) < air_gap * (hi_v - lo_v))
+    ):
+        return lo_v - 1.0
+    return t
+
+
 def _otsu3_low(values: np.ndarray) -> float:
     """The lower threshold of a three-class Otsu (air | soft tissue | bone)."""
     lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
@@ -645,6 +660,27 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     if not mask.any():
         return mask.copy()
     return mask | _holes(mask)[0]
+
+
+def _fill_tissue_holes(mask: np.ndarray, img: np.ndarray, t: float) -> np.ndarray:
+    """Fill the holes of the body mask whose median is above the air threshold ``t``
+    (tissue the threshold's noise left out); air that the body and a collimator's
+    penumbra close in (between the fingers, along the field's edge) stays out."""
+    if not mask.any():
+        return mask.copy()
+    holes, lab = _holes(mask)
+    if not holes.any():
+        return mask.copy()
+    ids = lab[holes]
+    n = int(lab.max()) + 1
+    order = np.argsort(ids, kind="stable")
+    ids_s, vals = ids[order], img[holes][order]
+    starts = np.searchsorted(ids_s, np.arange(n))
+    stops = np.searchsorted(ids_s, np.arange(n), side="right")
+    tissue = np.zeros(n, dtype=bool)
+    for i in np.nonzero(stops > starts)[0]:
+        tissue[i] = float(np.median(vals[starts[i] : stops[i]])) > t
+    return mask | (holes & tissue[lab])
 
 
 def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
@@ -1180,25 +1216,22 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     px_area = sp * sp
 
     # --- body: above air, not collimation ---
-    body_t = _otsu3_low(img)
     lo_v, hi_v = float(img.min(initial=0.0)), float(img.max(initial=0.0))
-    air, rest = img[img <= body_t], img[img > body_t]
-    if (
-        air.size
-        and rest.size
-        and (float(np.median(rest)) - float(np.median(air)) < p.air_gap * (hi_v - lo_v))
-    ):
-        # no air on the film: the lowest Otsu class is only the noise of the tissue
-        body_t = lo_v - 1.0
+    body_t = _body_threshold(img.ravel(), lo_v, hi_v, p.air_gap)
     collim = _collimation(img, body_t, p) | _saturated_bands(
         img, int(round(p.saturated_ramp_mm / sp))
     )
+    if body_t >= lo_v and collim.any() and np.count_nonzero(~collim) >= 3:
+        # again without the unexposed film: bright collimation bands are a class of their
+        # own, and the three-class split then falls inside the soft tissue (fingertips
+        # and thin skin beside a collimator blade went to air)
+        body_t = _body_threshold(img[~collim], lo_v, hi_v, p.air_gap)
     body = (img > body_t) & ~collim
     body = _keep_large(body, min(p.body_min_area_mm2 / px_area, 0.25 * h * w))
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
         # only small bright islands above the threshold: the film is all tissue
         body = ~collim
-    body = _fill_holes(body) & ~collim
+    body = _fill_tissue_holes(body, img, body_t) & ~collim
 
     # --- foreign: near saturation or denser than the dense end of bone ---
     resid = img - _soft_level(img, body, sp, p)
