@@ -662,25 +662,30 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | _holes(mask)[0]
 
 
-def _fill_tissue_holes(mask: np.ndarray, img: np.ndarray, t: float) -> np.ndarray:
-    """Fill the holes of the body mask whose median is above the air threshold ``t``
-    (tissue the threshold's noise left out); air that the body and a collimator's
-    penumbra close in (between the fingers, along the field's edge) stays out."""
+def _fill_tissue_holes(
+    mask: np.ndarray, img: np.ndarray, t: float, collim: np.ndarray, reach_px: int
+) -> np.ndarray:
+    """Fill the body mask's holes (lungs, lucent regions, the threshold's noise), except
+    air at the exposed field's edge: a hole within ``reach_px`` of the collimation whose
+    median is at or below the air threshold ``t`` is air that the body and a blade's
+    penumbra closed in."""
     if not mask.any():
         return mask.copy()
     holes, lab = _holes(mask)
-    if not holes.any():
-        return mask.copy()
-    ids = lab[holes]
+    if not holes.any() or not collim.any():
+        return mask | holes
     n = int(lab.max()) + 1
+    near = cv2.dilate(collim.view(np.uint8), _disc(2 * reach_px + 1)) > 0
+    at_field_edge = np.bincount(lab[holes & near], minlength=n) > 0
+    ids = lab[holes]
     order = np.argsort(ids, kind="stable")
     ids_s, vals = ids[order], img[holes][order]
     starts = np.searchsorted(ids_s, np.arange(n))
     stops = np.searchsorted(ids_s, np.arange(n), side="right")
-    tissue = np.zeros(n, dtype=bool)
-    for i in np.nonzero(stops > starts)[0]:
-        tissue[i] = float(np.median(vals[starts[i] : stops[i]])) > t
-    return mask | (holes & tissue[lab])
+    air = np.zeros(n, dtype=bool)
+    for i in np.nonzero(at_field_edge & (stops > starts))[0]:
+        air[i] = float(np.median(vals[starts[i] : stops[i]])) <= t
+    return mask | (holes & ~air[lab])
 
 
 def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
@@ -1231,7 +1236,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
         # only small bright islands above the threshold: the film is all tissue
         body = ~collim
-    body = _fill_tissue_holes(body, img, body_t) & ~collim
+    body = _fill_tissue_holes(body, img, body_t, collim, int(round(3.0 / sp))) & ~collim
 
     # --- foreign: near saturation or denser than the dense end of bone ---
     resid = img - _soft_level(img, body, sp, p)
