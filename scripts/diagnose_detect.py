@@ -7,6 +7,8 @@ the best such candidate's confidence and features; then a summary of the miss ca
 
 - ``bone``: over half the lesion's pixels were mapped as bone (the detector never looks);
 - ``no-candidate``: the lesion is in soft tissue but no candidate touches it;
+- ``merged``: no candidate finds it by the evaluation rule, but one covers some of its
+  pixels: the lesion was grouped with something larger (often a bone the map missed);
 - ``low-confidence``: a candidate finds it but scores below ``min_confidence``;
 - ``found``.
 
@@ -23,6 +25,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from calcimg.anatomy import Region, map_anatomy
 from calcimg.config import load_config
@@ -31,6 +34,12 @@ from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
 SHOWN = ("cnr_max", "area_mm2", "edge_fraction", "rel_contrast", "background_rel")
+
+
+def _covers(bbox: tuple[int, int, int, int], particles: np.ndarray, lesion: np.ndarray) -> bool:
+    """Whether a candidate's particles (bbox-sized, film resolution) touch the lesion."""
+    r0, c0, r1, c1 = bbox
+    return bool((particles > 0)[lesion[r0:r1, c0:c1]].any())
 
 
 def main() -> None:
@@ -53,9 +62,11 @@ def main() -> None:
         amap = map_anatomy(rg, params=cfg.anatomy)
         found, _ = candidates(rg, amap, cfg.detect)
         scored = []
+        boxes = []
         for bbox, particles, feats in found:
             f = candidate_as_finding(bbox, particles)
             scored.append((f, feats, _logistic(cfg.detect.confidence_weights, feats)))
+            boxes.append((bbox, particles))
         hit_any: set[int] = set()
         for les in truth["lesions"]:
             m = lesion_ids == les["id"]
@@ -71,6 +82,8 @@ def main() -> None:
                 cause = "found"
             elif frac.get("bone", 0.0) > 0.5:
                 cause = "bone"
+            elif best is None and any(_covers(b, pl, m) for b, pl in boxes):
+                cause = "merged"
             elif best is None:
                 cause = "no-candidate"
             else:
