@@ -9,8 +9,9 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
 
 1. Collimation: an edge strip that is flat and brighter than air is unexposed film;
    it is flood-filled inwards within a tolerance of its own level (background).
-2. Body: above the lowest of three Otsu classes (air | soft tissue | bone), large
-   components, holes filled.
+2. Body: above the lowest of three Otsu classes (air | soft tissue | bone) of the film
+   without its collimation, large components, holes filled except air that a collimator
+   blade's penumbra closes in (``field_edge_air_mm``).
 3. Bone: the smooth soft-tissue level is a grey opening (erosion then dilation) with a
    disc wider than any bone (``soft_level_mm``) computed on a still coarser grid; bone is
    where the image exceeds it by more than a two-class (Otsu) threshold on that residual
@@ -66,6 +67,9 @@ class AnatomyParams:
     the film has no air)."""
     body_min_area_mm2: float = 400.0
     """Smallest body part kept (smaller bright islands are markers or text)."""
+    field_edge_air_mm: float = 3.0
+    """A hole of the body within this distance of the collimation and at air level is air
+    that the body and a collimator blade's penumbra closed in, not body."""
     collimation_depth: float = 0.15
     """Collimator edges are searched within this fraction of the film from each side."""
     collimation_step: float = 0.05
@@ -215,6 +219,7 @@ class AnatomyParams:
         check_range("anatomy.grid_mm", self.grid_mm, 0.05, 5.0)
         check_range("anatomy.air_gap", self.air_gap, 0.0, 1.0)
         check_range("anatomy.body_min_area_mm2", self.body_min_area_mm2, 0.0, 1e9)
+        check_range("anatomy.field_edge_air_mm", self.field_edge_air_mm, 0.0, 100.0)
         check_range("anatomy.collimation_depth", self.collimation_depth, 0.0, 0.5)
         check_range("anatomy.collimation_step", self.collimation_step, 0.0, 1.0)
         check_range("anatomy.saturated_ramp_mm", self.saturated_ramp_mm, 0.0, 1000.0)
@@ -653,13 +658,6 @@ def _holes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hole = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
     hole[0] = False  # label 0 is the mask itself
     return hole[lab], lab
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.binary_fill_holes`` (default structure) with OpenCV's labelling."""
-    if not mask.any():
-        return mask.copy()
-    return mask | _holes(mask)[0]
 
 
 def _fill_tissue_holes(
@@ -1236,7 +1234,8 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
         # only small bright islands above the threshold: the film is all tissue
         body = ~collim
-    body = _fill_tissue_holes(body, img, body_t, collim, int(round(3.0 / sp))) & ~collim
+    reach = int(round(p.field_edge_air_mm / sp))
+    body = _fill_tissue_holes(body, img, body_t, collim, reach) & ~collim
 
     # --- foreign: near saturation or denser than the dense end of bone ---
     resid = img - _soft_level(img, body, sp, p)
