@@ -672,17 +672,13 @@ def _fill_tissue_holes(
     holes, lab = _holes(mask)
     if not holes.any() or not collim.any():
         return mask | holes
-    n = int(lab.max()) + 1
+    from scipy import ndimage
+
     near = cv2.dilate(collim.view(np.uint8), _disc(2 * reach_px + 1)) > 0
-    at_field_edge = np.bincount(lab[holes & near], minlength=n) > 0
-    ids = lab[holes]
-    order = np.argsort(ids, kind="stable")
-    ids_s, vals = ids[order], img[holes][order]
-    starts = np.searchsorted(ids_s, np.arange(n))
-    stops = np.searchsorted(ids_s, np.arange(n), side="right")
-    air = np.zeros(n, dtype=bool)
-    for i in np.nonzero(at_field_edge & (stops > starts))[0]:
-        air[i] = float(np.median(vals[starts[i] : stops[i]])) <= t
+    edge_ids = np.unique(lab[holes & near])
+    air = np.zeros(int(lab.max()) + 1, dtype=bool)
+    if edge_ids.size:
+        air[edge_ids] = np.asarray(ndimage.median(img, lab, edge_ids)) <= t
     return mask | (holes & ~air[lab])
 
 
