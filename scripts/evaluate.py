@@ -4,11 +4,13 @@ Usage::
 
     PYTHONPATH=src python scripts/evaluate.py sample_dicoms [--json metrics.json]
     PYTHONPATH=src python scripts/evaluate.py DIR --results results.jsonl
+    PYTHONPATH=src python scripts/evaluate.py DIR --set anatomy.grid_mm=0.4
 
 Without ``--results`` it runs ``calcimg.analyze`` on every ``truth["image"]`` with the
 truth's clinical context; with it, it reads the given results (matched to truths by the
-file name of ``source``). Prints the report of :func:`calcimg.evaluation.evaluate` and
-writes the same metrics as JSON with ``--json``.
+file name of ``source``); ``--set stage.name=value`` (repeatable) scores a site's
+overrides as ``calcimg analyze --set`` would apply them. Prints the report of
+:func:`calcimg.evaluation.evaluate` and writes the same metrics as JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ def load_truths(folder: Path) -> list[dict[str, Any]]:
 
 
 def run_pipeline(
-    truths: list[dict[str, Any]], write_results: Path | None
+    truths: list[dict[str, Any]], write_results: Path | None, overrides: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     from calcimg import analyze
+    from calcimg.config import load_config
+
+    config = load_config(overrides=overrides or [])
 
     out: dict[str, dict[str, Any]] = {}
     fh = write_results.open("w") if write_results else None
     try:
         for t in truths:
             t0 = time.perf_counter()
-            r = analyze(t["_path"], context=t.get("context")).to_dict()
+            r = analyze(t["_path"], context=t.get("context"), config=config).to_dict()
             out[t["image"]] = r
             print(
                 f"  {t['image']}: {r['status']} {len(r.get('findings', []))} findings "
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--save-results", type=Path, default=None, help="write the pipeline's results (JSONL)"
     )
+    p.add_argument("--set", action="append", default=[], help="stage.name=value parameter override")
     p.add_argument("--iou", type=float, default=0.1, help="IoU for a hit (default 0.1)")
     p.add_argument("--grow-mm", type=float, default=2.0, help="bbox growth for centroid hits (mm)")
     a = p.parse_args(argv)
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if not truths:
         print(f"{a.folder}: no *.truth.json files", file=sys.stderr)
         return 2
-    results = read_results(a.results) if a.results else run_pipeline(truths, a.save_results)
+    results = read_results(a.results) if a.results else run_pipeline(truths, a.save_results, a.set)
     pairs = [(t, results.get(t["image"])) for t in truths]
     metrics = evaluate(pairs, iou_min=a.iou, grow_mm=a.grow_mm)
     print(format_report(metrics))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -293,3 +294,47 @@ def test_evaluate_script_reads_given_results(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     m = json.loads(out.read_text())
     assert m["lesion"]["sensitivity"] == 1.0 and m["fp_findings"] == 0
+
+
+def _run_evaluate(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_evaluate_script_applies_overrides(tmp_path: Path) -> None:
+    """``--set`` scores the pipeline as a site's overrides run it: a confidence cut no
+    finding can pass leaves none, and the results carry the overridden parameters'
+    hash; an unknown key is refused with the valid ones listed."""
+    from calcimg import analyze
+
+    film = next(  # the first sample the shipped parameters flag
+        p
+        for p in sorted(SAMPLES.glob("*.truth.json"))
+        if analyze(SAMPLES / p.name.replace(".truth.json", ".dcm")).flag
+    )
+    name = film.name.removesuffix(".truth.json")
+    shutil.copy(film, tmp_path / film.name)
+    shutil.copy(SAMPLES / f"{name}.dcm", tmp_path / f"{name}.dcm")
+    runs = {}
+    for label, extra in (("default", []), ("strict", ["--set", "detect.min_confidence=1.0"])):
+        saved = tmp_path / f"{label}.jsonl"
+        out = tmp_path / f"{label}.json"
+        proc = _run_evaluate(
+            str(tmp_path), "--save-results", str(saved), "--json", str(out), *extra
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[label] = (json.loads(saved.read_text().splitlines()[0]), json.loads(out.read_text()))
+    (r_def, _), (r_strict, m_strict) = runs["default"], runs["strict"]
+    assert r_def["params_hash"] != r_strict["params_hash"]
+    assert r_def["findings"] and r_strict["findings"] == []
+    assert m_strict["lesion"]["found"] == 0 and m_strict["fp_findings"] == 0
+    bad = _run_evaluate(str(tmp_path), "--set", "detect.no_such_knob=1")
+    assert bad.returncode != 0
+    assert "no_such_knob" in bad.stderr and "min_confidence" in bad.stderr
