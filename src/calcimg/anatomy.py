@@ -592,19 +592,21 @@ def _otsu(values: np.ndarray) -> float:
     return float(centers[int(np.argmax(between))])
 
 
-def _bone_otsu(values: np.ndarray, min_share: float) -> float:
-    """Otsu threshold of the residual over the soft-tissue level, redone below any split
-    whose upper class holds less than ``min_share`` of the values (a few very dense
-    pixels, metal or lead, otherwise take the split from bone; at most three times)."""
+def _bone_threshold(values: np.ndarray, spread: float, p: AnatomyParams) -> float:
+    """Bone threshold on the residual over the soft-tissue level: its Otsu split, redone
+    below any split whose upper class holds less than ``bone_min_share`` of the values
+    (a few very dense pixels, metal or lead, otherwise take the split from bone; at most
+    three times), times ``bone_threshold_scale``, and at least ``bone_min_contrast`` of
+    the body's intensity ``spread``."""
     t = _otsu(values)
     for _ in range(3):
-        if float(np.count_nonzero(values > t)) >= min_share * values.size:
+        if float(np.count_nonzero(values > t)) >= p.bone_min_share * values.size:
             break
         below = values[values <= t]
         if below.size < 2:
             break
         t = _otsu(below)
-    return t
+    return max(t * p.bone_threshold_scale, p.bone_min_contrast * spread)
 
 
 def _body_threshold(values: np.ndarray, lo_v: float, hi_v: float, air_gap: float) -> float:
@@ -1241,14 +1243,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         spread = float(p99 - p1)
     else:
         spread = 0.0
-    t_bone = (
-        max(
-            _bone_otsu(vals, p.bone_min_share) * p.bone_threshold_scale,
-            p.bone_min_contrast * spread,
-        )
-        if vals.size
-        else 0.0
-    )
+    t_bone = _bone_threshold(vals, spread, p) if vals.size else 0.0
     bone = body & (resid > t_bone) if spread > 0 else np.zeros_like(body)
     for _ in range(p.refine_passes if spread > 1e-6 else 0):
         # second pass: the soft-tissue level interpolated from soft tissue only
@@ -1258,12 +1253,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
             break
         level = _soft_interpolation(img, soft_px, p.refine_sigma_mm / sp, p.soft_level_grid_mm / sp)
         resid2 = img - level
-        v2 = resid2[body]
-        t2 = max(
-            _bone_otsu(v2, p.bone_min_share) * p.bone_threshold_scale,
-            p.bone_min_contrast * spread,
-        )
-        bone = body & (resid2 > t2)
+        bone = body & (resid2 > _bone_threshold(resid2[body], spread, p))
     if p.bone_method == "edges" and spread > 1e-6:
         bone = _edge_bone(img, body, _keep_large(bone, p.bone_min_area_mm2 / px_area), sp, p)
     big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
