@@ -61,12 +61,14 @@ def main() -> None:
         rg = read_radiograph(str(path))
         amap = map_anatomy(rg, params=cfg.anatomy)
         found, _ = candidates(rg, amap, cfg.detect)
-        scored = []
-        boxes = []
-        for bbox, particles, feats in found:
-            f = candidate_as_finding(bbox, particles)
-            scored.append((f, feats, _logistic(cfg.detect.confidence_weights, feats)))
-            boxes.append((bbox, particles))
+        scored = [
+            (
+                candidate_as_finding(bbox, particles),
+                feats,
+                _logistic(cfg.detect.confidence_weights, feats),
+            )
+            for bbox, particles, feats in found
+        ]
         hit_any: set[int] = set()
         for les in truth["lesions"]:
             m = lesion_ids == les["id"]
@@ -82,7 +84,7 @@ def main() -> None:
                 cause = "found"
             elif frac.get("bone", 0.0) > 0.5:
                 cause = "bone"
-            elif best is None and any(_covers(b, pl, m) for b, pl in boxes):
+            elif best is None and any(_covers(b, pl, m) for b, pl, _f in found):
                 cause = "merged"
             elif best is None:
                 cause = "no-candidate"
