@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from calcimg.config import Config, load_config
+from calcimg.errors import ConfigError
 from calcimg.evaluation import evaluate, format_report
 
 
@@ -35,12 +37,9 @@ def load_truths(folder: Path) -> list[dict[str, Any]]:
 
 
 def run_pipeline(
-    truths: list[dict[str, Any]], write_results: Path | None, overrides: list[str] | None = None
+    truths: list[dict[str, Any]], write_results: Path | None, config: Config | None = None
 ) -> dict[str, dict[str, Any]]:
     from calcimg import analyze
-    from calcimg.config import load_config
-
-    config = load_config(overrides=overrides or [])
 
     out: dict[str, dict[str, Any]] = {}
     fh = write_results.open("w") if write_results else None
@@ -85,11 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iou", type=float, default=0.1, help="IoU for a hit (default 0.1)")
     p.add_argument("--grow-mm", type=float, default=2.0, help="bbox growth for centroid hits (mm)")
     a = p.parse_args(argv)
+    if a.results and a.set:
+        p.error("--set applies to a run of the pipeline; --results scores results already made")
+    try:  # before any film is read, so that a bad key costs nothing
+        config = None if a.results else load_config(overrides=a.set)
+    except ConfigError as exc:
+        print(f"evaluate.py: {exc}", file=sys.stderr)
+        return 2
     truths = load_truths(a.folder)
     if not truths:
         print(f"{a.folder}: no *.truth.json files", file=sys.stderr)
         return 2
-    results = read_results(a.results) if a.results else run_pipeline(truths, a.save_results, a.set)
+    results = read_results(a.results) if a.results else run_pipeline(truths, a.save_results, config)
     pairs = [(t, results.get(t["image"])) for t in truths]
     metrics = evaluate(pairs, iou_min=a.iou, grow_mm=a.grow_mm)
     print(format_report(metrics))

@@ -311,7 +311,8 @@ def _run_evaluate(*args: str) -> subprocess.CompletedProcess[str]:
 def test_evaluate_script_applies_overrides(tmp_path: Path) -> None:
     """``--set`` scores the pipeline as a site's overrides run it: a confidence cut no
     finding can pass leaves none, and the results carry the overridden parameters'
-    hash; an unknown key is refused with the valid ones listed."""
+    hash; an unknown key is refused with the valid ones listed, and so is ``--set``
+    beside ``--results`` (where it could change nothing)."""
     from calcimg import analyze
 
     film = next(  # the first sample the shipped parameters flag
@@ -338,3 +339,9 @@ def test_evaluate_script_applies_overrides(tmp_path: Path) -> None:
     bad = _run_evaluate(str(tmp_path), "--set", "detect.no_such_knob=1")
     assert bad.returncode != 0
     assert "no_such_knob" in bad.stderr and "min_confidence" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    # given results were made with their own parameters: --set cannot apply to them
+    both = _run_evaluate(
+        str(tmp_path), "--results", str(tmp_path / "default.jsonl"), "--set", "detect.x=1"
+    )
+    assert both.returncode != 0 and "--results" in both.stderr
