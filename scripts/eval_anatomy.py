@@ -27,9 +27,16 @@ from calcimg.ingest import read_radiograph
 
 
 def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str, float]:
-    """Mean bone IoU, recall, precision and lesion-in-bone fraction over the folder."""
+    """Mean bone IoU, recall, precision, lesion-in-bone fraction, joints found and foreign
+    recall over the folder.
+
+    A truth joint is found when calcimg's joint-space map has a pixel inside its bbox;
+    joint-on-bone is the share of calcimg's joint space that is truth bone;
+    foreign recall is the share of the truth's foreign pixels (metal, markers, text)
+    mapped as foreign (films without any count as 1).
+    """
     cfg = load_config(overrides=overrides)
-    rows: list[tuple[str, float, float, float, float]] = []
+    rows: list[tuple[str, float, float, float, float, float, float, float]] = []
     for path in sorted(folder.glob("*.dcm")):
         truth = json.loads(path.with_suffix(".truth.json").read_text())
         codes = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
@@ -42,11 +49,27 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
         rec = inter / max(float(true.sum()), 1.0)
         prec = inter / max(float(ours.sum()), 1.0)
         in_bone = float((ours & lesions).sum()) / max(float(lesions.sum()), 1.0)
-        rows.append((truth["anatomy"], iou, rec, prec, in_bone))
+        ours_joint = amap.labels == Region.JOINT_SPACE
+        hits = [
+            bool(ours_joint[r0:r1, c0:c1].any())
+            for r0, c0, r1, c1 in (j["bbox"] for j in truth.get("joints", []))
+        ]
+        joints = float(np.mean(hits)) if hits else 1.0
+        # joint space laid over truth bone is bone the detector will search
+        joint_in_bone = float((ours_joint & true).sum()) / max(float(ours_joint.sum()), 1.0)
+        true_foreign = codes == Region.FOREIGN
+        foreign = (
+            float((true_foreign & (amap.labels == Region.FOREIGN)).sum())
+            / float(true_foreign.sum())
+            if true_foreign.any()
+            else 1.0
+        )
+        rows.append((truth["anatomy"], iou, rec, prec, in_bone, joints, joint_in_bone, foreign))
         if verbose:
             print(
                 f"{path.name} {truth['anatomy']:>12} iou {iou:.3f} recall {rec:.3f} "
-                f"precision {prec:.3f} lesion-in-bone {in_bone:.3f}"
+                f"precision {prec:.3f} lesion-in-bone {in_bone:.3f} joints {joints:.2f} "
+                f"joint-on-bone {joint_in_bone:.3f} foreign {foreign:.3f}"
             )
     by: dict[str, list[tuple[float, ...]]] = collections.defaultdict(list)
     for r in rows:
@@ -55,14 +78,26 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
         a = np.array(vals)
         print(
             f"{name:>12} ({len(a):2d}): iou {a[:, 0].mean():.3f} recall {a[:, 1].mean():.3f} "
-            f"precision {a[:, 2].mean():.3f} lesion-in-bone {a[:, 3].mean():.3f}"
+            f"precision {a[:, 2].mean():.3f} lesion-in-bone {a[:, 3].mean():.3f} "
+            f"joints {a[:, 4].mean():.3f} joint-on-bone {a[:, 5].mean():.3f} "
+            f"foreign {a[:, 6].mean():.3f}"
         )
     a = np.array([r[1:] for r in rows])
-    names = ("iou", "recall", "precision", "lesion_in_bone")
+    names = (
+        "iou",
+        "recall",
+        "precision",
+        "lesion_in_bone",
+        "joints_found",
+        "joint_on_bone",
+        "foreign_recall",
+    )
     out = dict(zip(names, a.mean(axis=0).tolist(), strict=True))
     print(
         f"{'all':>12} ({len(a):2d}): iou {out['iou']:.3f} recall {out['recall']:.3f} "
-        f"precision {out['precision']:.3f} lesion-in-bone {out['lesion_in_bone']:.3f}"
+        f"precision {out['precision']:.3f} lesion-in-bone {out['lesion_in_bone']:.3f} "
+        f"joints {out['joints_found']:.3f} joint-on-bone {out['joint_on_bone']:.3f} "
+        f"foreign {out['foreign_recall']:.3f}"
     )
     return out
 

@@ -345,3 +345,54 @@ def test_evaluate_script_applies_overrides(tmp_path: Path) -> None:
         str(tmp_path), "--results", str(tmp_path / "default.jsonl"), "--set", "detect.x=1"
     )
     assert both.returncode != 0 and "--results" in both.stderr
+
+
+def _eval_anatomy_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "eval_anatomy", REPO / "scripts" / "eval_anatomy.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_eval_anatomy_scores_the_truth_map_as_perfect_and_an_empty_one_as_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scripts/eval_anatomy.py``'s bone, joint and foreign figures: the truth's own
+    region codes, served as calcimg's map, score 1 (and no joint space on bone); a map
+    of soft tissue only finds no bone, no joint and no foreign body."""
+    import cv2
+    import numpy as np
+
+    from calcimg.anatomy import AnatomyMap, Region
+
+    name = "synth_0001"  # a knee AP with one joint, a marker and a lesion
+    for suffix in (".dcm", ".truth.json", ".anatomy.png", ".mask.png"):
+        shutil.copy(SAMPLES / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    codes = cv2.imread(str(tmp_path / f"{name}.anatomy.png"), cv2.IMREAD_UNCHANGED)
+    assert (codes == Region.JOINT_SPACE).any() and (codes == Region.FOREIGN).any()
+
+    def as_map(labels: np.ndarray) -> AnatomyMap:
+        return AnatomyMap.from_arrays(
+            labels=labels.astype(np.uint8),
+            cortex=np.zeros(labels.shape, bool),
+            joint_labels=(labels == Region.JOINT_SPACE).astype(np.int32),
+            distance_to_bone_mm=np.zeros(labels.shape, np.float32),
+            joints=(),
+            confounders=(),
+        )
+
+    mod = _eval_anatomy_module()
+    monkeypatch.setattr(mod, "map_anatomy", lambda rg, params: as_map(codes))
+    perfect = mod.score(tmp_path, [])
+    assert perfect["iou"] == perfect["recall"] == perfect["precision"] == 1.0
+    assert perfect["joints_found"] == 1.0 and perfect["foreign_recall"] == 1.0
+    assert perfect["joint_on_bone"] == 0.0
+    soft = np.where(codes == Region.BACKGROUND, Region.BACKGROUND, Region.SOFT_TISSUE)
+    monkeypatch.setattr(mod, "map_anatomy", lambda rg, params: as_map(soft))
+    empty = mod.score(tmp_path, [])
+    assert empty["iou"] == empty["joints_found"] == empty["foreign_recall"] == 0.0
