@@ -42,14 +42,15 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
         codes = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
         lesions = cv2.imread(str(path.with_suffix(".mask.png")), cv2.IMREAD_UNCHANGED) > 0
         amap = map_anatomy(read_radiograph(str(path)), params=cfg.anatomy)
-        ours = amap.labels == Region.BONE
+        labels = amap.labels  # resampled to the film on each access: once per film
+        ours = labels == Region.BONE
         true = codes == Region.BONE
         inter = float((ours & true).sum())
         iou = inter / max(float((ours | true).sum()), 1.0)
         rec = inter / max(float(true.sum()), 1.0)
         prec = inter / max(float(ours.sum()), 1.0)
         in_bone = float((ours & lesions).sum()) / max(float(lesions.sum()), 1.0)
-        ours_joint = amap.labels == Region.JOINT_SPACE
+        ours_joint = labels == Region.JOINT_SPACE
         hits = [
             bool(ours_joint[r0:r1, c0:c1].any())
             for r0, c0, r1, c1 in (j["bbox"] for j in truth.get("joints", []))
@@ -59,8 +60,7 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
         joint_in_bone = float((ours_joint & true).sum()) / max(float(ours_joint.sum()), 1.0)
         true_foreign = codes == Region.FOREIGN
         foreign = (
-            float((true_foreign & (amap.labels == Region.FOREIGN)).sum())
-            / float(true_foreign.sum())
+            float((true_foreign & (labels == Region.FOREIGN)).sum()) / float(true_foreign.sum())
             if true_foreign.any()
             else 1.0
         )
