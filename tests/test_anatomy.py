@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from calcimg.anatomy import AnatomyParams, Region, map_anatomy
 from calcimg.errors import ConfigError
+from calcimg.radiograph import Radiograph, SpacingSource
 from calcimg.result import Confounder
 from phantoms import make_phantom
 
@@ -372,3 +374,58 @@ def test_air_inside_the_body_is_body() -> None:
         dataclasses.replace(ph.radiograph, pixels=px), params=AnatomyParams()
     ).labels
     assert (labels[lung] != Region.BACKGROUND).mean() > 0.95
+
+
+def _with_slit(value: str, size_mm: tuple[float, float]) -> tuple[Radiograph, np.ndarray]:
+    """A flat slab of soft tissue (air at its sides) with a 30 x 80 mm bone, and a hole
+    through the bone (a band ``size_mm`` (rows, cols) centred at 60, 55 mm) as dense as
+    the soft tissue, as air, or a third of the way from soft tissue to bone."""
+    sp = 0.2
+    rows, cols = round(120.0 / sp), round(110.0 / sp)
+    rr = (np.arange(rows) + 0.5)[:, None] * sp
+    cc = (np.arange(cols) + 0.5)[None, :] * sp
+    air, soft, bone = 300.0, 1500.0, 2100.0
+    px = np.full((rows, cols), air)
+    px[:, (cc[0] >= 10.0) & (cc[0] <= 100.0)] = soft
+    px[(np.abs(rr - 60.0) <= 40.0) & (np.abs(cc - 55.0) <= 15.0)] = bone
+    slit = (np.abs(rr - 60.0) <= size_mm[0] / 2) & (np.abs(cc - 55.0) <= size_mm[1] / 2)
+    px[slit] = {"soft": soft, "air": air, "medulla": soft + (bone - soft) / 3}[value]
+    px += np.random.default_rng(1).normal(0.0, 4.0, px.shape)
+    film = Radiograph(
+        pixels=px.astype(np.float32),
+        pixel_spacing_mm=(sp, sp),
+        spacing_source=SpacingSource.PIXEL_SPACING,
+        calibrated=True,
+        value_range=(0.0, 4095.0),
+    )
+    return film, slit
+
+
+def test_a_soft_tissue_slit_enclosed_by_bone_is_a_joint_space() -> None:
+    # two bones that overlap above and below their joint in projection (a pubic
+    # symphysis) enclose the joint: one bone component, no gap between two; the slit
+    # of soft-tissue density between them is the joint space, as between two bones
+    film, slit = _with_slit("soft", (20.0, 5.0))
+    amap = map_anatomy(film, params=AnatomyParams())
+    inner = cv2.erode(slit.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert (amap.labels[inner] == Region.JOINT_SPACE).mean() > 0.9
+    assert len(amap.joints) == 1
+    # off, the slit is a hole in bone, filled
+    off = map_anatomy(film, params=AnatomyParams(joint_slit_elongation=0.0))
+    assert (off.labels[inner] == Region.BONE).mean() > 0.9 and not off.joints
+
+
+@pytest.mark.parametrize(
+    ("value", "size_mm"),
+    [("soft", (6.0, 5.0)), ("air", (20.0, 5.0)), ("medulla", (20.0, 5.0))],
+    ids=["round", "air", "denser"],
+)
+def test_round_air_or_dense_holes_in_bone_stay_bone(
+    value: str, size_mm: tuple[float, float]
+) -> None:
+    # a round pocket, gas, or a medullary pocket below the bone threshold is no joint
+    film, slit = _with_slit(value, size_mm)
+    amap = map_anatomy(film, params=AnatomyParams())
+    inner = cv2.erode(slit.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert (amap.labels[inner] == Region.BONE).mean() > 0.9
+    assert not amap.joints

@@ -17,7 +17,9 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    where the image exceeds it by more than a two-class (Otsu) threshold on that residual
    inside the body, in components of at least ``bone_min_area_mm2``, holes filled
    (calcifications are small, ``DOMAIN.md``). Cortex: the outer ``cortex_mm`` of bone.
-4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones.
+4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones,
+   and slits of soft-tissue density enclosed by one component (two bones that overlap
+   above and below their joint in projection, as at a pubic symphysis).
 5. Foreign (:func:`calcimg.foreign.find_foreign`): markers, burned-in text and metal,
    by contrast against their surroundings in units of the film's bone - soft-tissue
    contrast, size and shape; listed as :class:`~calcimg.result.Confounder` (one entry
@@ -160,6 +162,15 @@ class AnatomyParams:
     at the bones' margins is :attr:`AnatomyMap.bone_step`."""
     joint_gap_mm: float = 8.0
     """Largest gap between two bones that is a joint space."""
+    joint_slit_elongation: float = 2.0
+    """A hole in the bone mask at least this elongated (length / width), narrow enough
+    for the ``joint_gap_mm`` closing and of soft-tissue density is a joint space: two
+    bones that overlap above and below their joint in projection enclose it (a pubic
+    symphysis). Such holes that are no joint stay bone (0 = off: every hole is bone)."""
+    joint_slit_density: float = 0.5
+    """Soft-tissue density of such a slit: its mean residual over the soft-tissue level
+    within +- this fraction of the bone threshold (a medullary pocket is denser, air
+    between the hilar vessels on a chest film lighter)."""
     foreign_unit_floor: float = 0.1
     """Foreign contrasts are in units of the film's median bone minus median soft
     tissue, at least this fraction of the exposed range (1st percentile to maximum)."""
@@ -255,6 +266,8 @@ class AnatomyParams:
         check_range("anatomy.cortex_mm", self.cortex_mm, 0.0, 20.0)
         check_range("anatomy.bone_step_mm", self.bone_step_mm, 0.5, 50.0)
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
+        check_range("anatomy.joint_slit_elongation", self.joint_slit_elongation, 0.0, 100.0)
+        check_range("anatomy.joint_slit_density", self.joint_slit_density, 0.0, 10.0)
         check_range("anatomy.foreign_unit_floor", self.foreign_unit_floor, 0.0, 1.0)
         check_range("anatomy.foreign_local_mm", self.foreign_local_mm, 0.5, 100.0)
         check_range("anatomy.foreign_local_contrast", self.foreign_local_contrast, 0.0, 100.0)
@@ -290,6 +303,8 @@ class Joint:
     centroid_rc: tuple[float, float]
     bbox: tuple[int, int, int, int]
     bones: tuple[int, ...] = ()
+    """Labels of the bone components that bound it: two, or one for a slit that a single
+    component (two bones overlapping around their joint) encloses."""
 
 
 Window = tuple[slice, slice]
@@ -1197,6 +1212,43 @@ def _edge_bone(
     return bone | out
 
 
+def _slits(
+    bone: np.ndarray,
+    filled: np.ndarray,
+    resid: np.ndarray,
+    t_bone: float,
+    px_area: float,
+    p: AnatomyParams,
+) -> np.ndarray:
+    """The holes that filling ``bone`` closes (``filled``) that look like a joint seen
+    through two overlapping bones: at least ``joint_slit_elongation`` long for their
+    width (second moments) and of soft-tissue density (mean ``resid`` within
+    +-``joint_slit_density`` x ``t_bone``)."""
+    holes = filled & ~bone
+    if p.joint_slit_elongation <= 0 or not holes.any():
+        return np.zeros_like(bone)
+    n, lab = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)
+    ys, xs = np.nonzero(holes)
+    ids = lab[ys, xs]
+    cnt = np.bincount(ids, minlength=n).astype(np.float64)
+    c = np.maximum(cnt, 1.0)
+    y, x = ys.astype(np.float64), xs.astype(np.float64)
+    my, mx = np.bincount(ids, y, n) / c, np.bincount(ids, x, n) / c
+    vyy = np.bincount(ids, y * y, n) / c - my * my
+    vxx = np.bincount(ids, x * x, n) / c - mx * mx
+    vxy = np.bincount(ids, x * y, n) / c - mx * my
+    half, root = (vyy + vxx) / 2, np.sqrt(((vyy - vxx) / 2) ** 2 + vxy**2)
+    elong = np.sqrt(np.maximum(half + root, 1e-6) / np.maximum(half - root, 0.25))
+    density = np.bincount(ids, resid[ys, xs].astype(np.float64), n) / c
+    ok = (
+        (cnt * px_area >= 2.0)
+        & (elong >= p.joint_slit_elongation)
+        & (np.abs(density) < p.joint_slit_density * t_bone)
+    )
+    ok[0] = False
+    return ok[lab]
+
+
 def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     """Map background, soft tissue, bone, joint spaces and foreign bodies.
 
@@ -1245,6 +1297,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         spread = 0.0
     t_bone = _bone_threshold(vals, spread, p) if vals.size else 0.0
     bone = body & (resid > t_bone) if spread > 0 else np.zeros_like(body)
+    level_resid, level_t = resid, t_bone  # the residual and threshold bone comes from
     for _ in range(p.refine_passes if spread > 1e-6 else 0):
         # second pass: the soft-tissue level interpolated from soft tissue only
         # (normalised convolution), which follows thickness gradients the opening misses
@@ -1252,8 +1305,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         if soft_px.sum() < 10:
             break
         level = _soft_interpolation(img, soft_px, p.refine_sigma_mm / sp, p.soft_level_grid_mm / sp)
-        resid2 = img - level
-        bone = body & (resid2 > _bone_threshold(resid2[body], spread, p))
+        level_resid = img - level
+        level_t = _bone_threshold(level_resid[body], spread, p)
+        bone = body & (level_resid > level_t)
     if p.bone_method == "edges" and spread > 1e-6:
         bone = _edge_bone(img, body, _keep_large(bone, p.bone_min_area_mm2 / px_area), sp, p)
     big = _keep_large(bone, p.bone_min_area_mm2 / px_area)  # metal discs are small
@@ -1269,8 +1323,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
     else:  # the same bone as ``big`` above: reuse its labelling
         bone = big
-    bone = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
-    cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
+    filled = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
+    slits = _slits(bone, filled, level_resid, level_t, px_area, p)
+    bone = filled & ~slits
 
     # --- joint spaces: narrow gaps closed between two different bones ---
     name_hint = _BODY_PART_JOINT.get((radiograph.body_part_examined or "").strip().upper())
@@ -1297,7 +1352,13 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
             near = (ring[r0:r1, c0:c1] == i) & bone[r0:r1, c0:c1]
             touching = np.unique(lab_b[r0:r1, c0:c1][near])
             touching = touching[touching > 0]
-            if touching.size < 2:
+            slit = False
+            if touching.size == 1 and slits[r0:r1, c0:c1].any():
+                # a slit enclosed by one component: its two bones meet around it
+                gi = lab_g[r0:r1, c0:c1] == i
+                rim = (ring[r0:r1, c0:c1] == i) & ~gi
+                slit = bool(slits[r0:r1, c0:c1][gi].mean() > 0.5 and bone[r0:r1, c0:c1][rim].all())
+            if touching.size < 2 and not slit:
                 continue
             lab_id = len(joints) + 1
             joint_lab[r0:r1, c0:c1][lab_g[r0:r1, c0:c1] == i] = lab_id
@@ -1315,6 +1376,10 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
                     bones=tuple(int(t) for t in touching),
                 )
             )
+
+    if slits.any():  # slits that are no joint space are holes in bone, filled
+        bone |= slits & (joint_lab == 0)
+    cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
 
     labels = np.zeros((h, w), dtype=np.uint8)
     labels[body] = Region.SOFT_TISSUE
