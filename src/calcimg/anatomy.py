@@ -1038,6 +1038,23 @@ def _merge_regions(
     return np.asarray(out, dtype=np.int32)
 
 
+def _axes2(
+    li: np.ndarray, r: np.ndarray, c: np.ndarray, cnt: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per label (``li`` of the pixels at rows ``r``, columns ``c``; ``cnt`` pixels per
+    label, ``n`` labels): the larger and smaller eigenvalue of the pixels' second moments
+    (squared pixels): the variances along its major and minor axes."""
+    w = np.maximum(cnt, 1)
+    r, c = r.astype(np.float64), c.astype(np.float64)
+    mr, mc = np.bincount(li, r, n) / w, np.bincount(li, c, n) / w
+    rr = np.bincount(li, r * r, n) / w - mr * mr
+    cc = np.bincount(li, c * c, n) / w - mc * mc
+    rc = np.bincount(li, r * c, n) / w - mr * mc
+    tr, det = rr + cc, rr * cc - rc * rc
+    disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0))
+    return tr / 2 + disc, tr / 2 - disc
+
+
 def _region_signs(
     lab: np.ndarray,
     img: np.ndarray,
@@ -1085,17 +1102,9 @@ def _region_signs(
         np.maximum.at(far, li, dt_b * np.float32(sp))
     cnt = np.bincount(li, minlength=n).astype(np.float64)
     area = cnt * sp * sp
-    # second moments (pixel units) of each addition
     r, c = np.divmod(idx, lab.shape[1])
-    w = np.maximum(cnt, 1)
-    mr, mc = np.bincount(li, r, n) / w, np.bincount(li, c, n) / w
-    rr = np.bincount(li, r * r, n) / w - mr * mr
-    cc = np.bincount(li, c * c, n) / w - mc * mc
-    rc = np.bincount(li, r * c, n) / w - mr * mc
-    tr, det = rr + cc, rr * cc - rc * rc
-    disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0))
-    l1, l2 = tr / 2 + disc, np.maximum(tr / 2 - disc, 1e-6)
-    aspect = np.sqrt(l1 / l2)
+    l1, l2 = _axes2(li, r, c, cnt, n)
+    aspect = np.sqrt(l1 / np.maximum(l2, 1e-6))
     # rim minus core and fine texture, in units of the film's pixel noise
     fine = img - cv2.GaussianBlur(img, (0, 0), p.bone_texture_mm / sp)
     soft = body & ~bone & (lab == 1)
@@ -1231,15 +1240,9 @@ def _slits(
     ys, xs = np.nonzero(holes)
     ids = lab[ys, xs]
     cnt = np.bincount(ids, minlength=n).astype(np.float64)
-    c = np.maximum(cnt, 1.0)
-    y, x = ys.astype(np.float64), xs.astype(np.float64)
-    my, mx = np.bincount(ids, y, n) / c, np.bincount(ids, x, n) / c
-    vyy = np.bincount(ids, y * y, n) / c - my * my
-    vxx = np.bincount(ids, x * x, n) / c - mx * mx
-    vxy = np.bincount(ids, x * y, n) / c - mx * my
-    half, root = (vyy + vxx) / 2, np.sqrt(((vyy - vxx) / 2) ** 2 + vxy**2)
-    elong = np.sqrt(np.maximum(half + root, 1e-6) / np.maximum(half - root, 0.25))
-    density = np.bincount(ids, resid[ys, xs].astype(np.float64), n) / c
+    l1, l2 = _axes2(ids, ys, xs, cnt, n)
+    elong = np.sqrt(np.maximum(l1, 1e-6) / np.maximum(l2, 0.25))
+    density = np.bincount(ids, resid[ys, xs].astype(np.float64), n) / np.maximum(cnt, 1)
     ok = (
         (cnt * px_area >= 2.0)
         & (elong >= p.joint_slit_elongation)
