@@ -376,10 +376,16 @@ def test_air_inside_the_body_is_body() -> None:
     assert (labels[lung] != Region.BACKGROUND).mean() > 0.95
 
 
-def _with_slit(value: str, size_mm: tuple[float, float]) -> tuple[Radiograph, np.ndarray]:
+def _with_slit(
+    value: str, size_mm: tuple[float, float], notches: bool = False
+) -> tuple[Radiograph, np.ndarray]:
     """A flat slab of soft tissue (air at its sides) with a 30 x 80 mm bone, and a hole
     through the bone (a band ``size_mm`` (rows, cols) centred at 60, 55 mm) as dense as
-    the soft tissue, as air, or a third of the way from soft tissue to bone."""
+    the soft tissue, as air, or a third of the way from soft tissue to bone.
+
+    ``notches``: two soft-tissue wedges 6 mm wide cut into the bone, one from its top
+    edge along the slit's axis (rows 20-34 mm; the bones diverging beyond their joint)
+    and one from its left edge across it (columns 40-52 mm, at row 30 mm)."""
     sp = 0.2
     rows, cols = round(120.0 / sp), round(110.0 / sp)
     rr = (np.arange(rows) + 0.5)[:, None] * sp
@@ -390,6 +396,9 @@ def _with_slit(value: str, size_mm: tuple[float, float]) -> tuple[Radiograph, np
     px[(np.abs(rr - 60.0) <= 40.0) & (np.abs(cc - 55.0) <= 15.0)] = bone
     slit = (np.abs(rr - 60.0) <= size_mm[0] / 2) & (np.abs(cc - 55.0) <= size_mm[1] / 2)
     px[slit] = {"soft": soft, "air": air, "medulla": soft + (bone - soft) / 3}[value]
+    if notches:
+        px[(rr >= 19.0) & (rr <= 34.0) & (np.abs(cc - 55.0) <= 3.0 * (34.0 - rr) / 14.0)] = soft
+        px[(cc >= 39.0) & (cc <= 52.0) & (np.abs(rr - 30.0) <= 3.0 * (52.0 - cc) / 12.0)] = soft
     px += np.random.default_rng(1).normal(0.0, 4.0, px.shape)
     film = Radiograph(
         pixels=px.astype(np.float32),
@@ -413,6 +422,23 @@ def test_a_soft_tissue_slit_enclosed_by_bone_is_a_joint_space() -> None:
     # off, the slit is a hole in bone, filled
     off = map_anatomy(film, params=AnatomyParams(joint_slit_elongation=0.0))
     assert (off.labels[inner] == Region.BONE).mean() > 0.9 and not off.joints
+
+
+def test_a_notch_on_a_slit_joints_axis_continues_the_joint() -> None:
+    # beyond their joint the two overlapping bones diverge: the notch between them, on
+    # the slit's axis, is the same joint space (a symphysis line lies there); a notch
+    # across the axis is not
+    film, _slit = _with_slit("soft", (40.0, 5.0), notches=True)
+    sp = 0.2
+    rr = (np.arange(film.shape[0]) + 0.5)[:, None] * sp
+    cc = (np.arange(film.shape[1]) + 0.5)[None, :] * sp
+    axial = (np.abs(cc - 55.0) <= 0.5) & (rr >= 23.0) & (rr <= 29.0)
+    across = (np.abs(rr - 30.0) <= 1.0) & (cc >= 46.0) & (cc <= 49.0)
+    amap = map_anatomy(film, params=AnatomyParams())
+    assert (amap.labels[axial] == Region.JOINT_SPACE).mean() > 0.9
+    assert not (amap.labels[across] == Region.JOINT_SPACE).any()
+    off = map_anatomy(film, params=AnatomyParams(joint_slit_reach=0.0))
+    assert not (off.labels[axial] == Region.JOINT_SPACE).any()
 
 
 @pytest.mark.parametrize(

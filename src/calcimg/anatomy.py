@@ -171,6 +171,10 @@ class AnatomyParams:
     """Soft-tissue density of such a slit: its mean residual over the soft-tissue level
     within +- this fraction of the bone threshold (a medullary pocket is denser, air
     between the hilar vessels on a chest film lighter)."""
+    joint_slit_reach: float = 1.0
+    """A gap beside the single bone component that encloses a slit joint is that joint's
+    continuation when it lies on the slit's axis within this many slit lengths of the
+    slit's end (the notch where the overlapping bones diverge; 0 = off)."""
     foreign_unit_floor: float = 0.1
     """Foreign contrasts are in units of the film's median bone minus median soft
     tissue, at least this fraction of the exposed range (1st percentile to maximum)."""
@@ -268,6 +272,7 @@ class AnatomyParams:
         check_range("anatomy.joint_gap_mm", self.joint_gap_mm, 0.0, 100.0)
         check_range("anatomy.joint_slit_elongation", self.joint_slit_elongation, 0.0, 100.0)
         check_range("anatomy.joint_slit_density", self.joint_slit_density, 0.0, 10.0)
+        check_range("anatomy.joint_slit_reach", self.joint_slit_reach, 0.0, 10.0)
         check_range("anatomy.foreign_unit_floor", self.foreign_unit_floor, 0.0, 1.0)
         check_range("anatomy.foreign_local_mm", self.foreign_local_mm, 0.5, 100.0)
         check_range("anatomy.foreign_local_contrast", self.foreign_local_contrast, 0.0, 100.0)
@@ -304,7 +309,8 @@ class Joint:
     bbox: tuple[int, int, int, int]
     bones: tuple[int, ...] = ()
     """Labels of the bone components that bound it: two, or one for a slit that a single
-    component (two bones overlapping around their joint) encloses."""
+    component (two bones overlapping around their joint) encloses and for the notch that
+    continues such a slit beyond the bones' overlap."""
 
 
 Window = tuple[slice, slice]
@@ -1252,6 +1258,45 @@ def _slits(
     return ok[lab]
 
 
+def _slit_continuations(
+    lab_g: np.ndarray,
+    cen_g: np.ndarray,
+    slit_gaps: list[tuple[int, int]],
+    one_bone: list[tuple[int, int]],
+    sp: float,
+    p: AnatomyParams,
+) -> list[tuple[int, int]]:
+    """Gaps beside a single bone component that continue a slit joint of that component
+    (the notch where two overlapping bones diverge beyond their joint, as the pubic
+    bones above and below the symphysis): the gap's centroid lies on the slit's long
+    axis, within ``joint_slit_reach`` slit lengths of the slit's end and within half a
+    ``joint_gap_mm`` of the axis. Returns [(gap label, bone label)]."""
+    if p.joint_slit_reach <= 0 or not slit_gaps or not one_bone:
+        return []
+    out = []
+    for j, b in slit_gaps:
+        ys, xs = np.nonzero(lab_g == j)
+        cov = np.cov(np.vstack([ys, xs]).astype(np.float64)) if ys.size > 2 else np.eye(2)
+        ev, vec = np.linalg.eigh(cov)  # ascending: minor, major axis
+        u = vec[:, 1]  # the major axis (rows, columns)
+        # 2 sigma of a uniform bar is 0.58 of its length: ~ half of it
+        half_len = 2.0 * float(np.sqrt(max(ev[1], 0.0)))
+        half_wid = 2.0 * float(np.sqrt(max(ev[0], 0.0)))
+        c = np.array([ys.mean(), xs.mean()])
+        for i, bi in one_bone:
+            if bi != b:
+                continue
+            d = np.array([cen_g[i, 1], cen_g[i, 0]]) - c
+            along = abs(float(d @ u))
+            perp = abs(float(d @ np.array([-u[1], u[0]])))
+            if (
+                along <= half_len * (1.0 + 2.0 * p.joint_slit_reach)
+                and perp <= half_wid + 0.5 * p.joint_gap_mm / sp
+            ):
+                out.append((i, b))
+    return out
+
+
 def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     """Map background, soft tissue, bone, joint spaces and foreign bodies.
 
@@ -1344,6 +1389,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
             gap.astype(np.uint8), connectivity=8
         )
         ring = cv2.dilate(lab_g.astype(np.float32), _disc(3)).astype(np.int32)
+        accepted: list[tuple[int, np.ndarray]] = []
+        one_bone: list[tuple[int, int]] = []  # (gap, bone) of gaps beside one component
+        slit_gaps: list[tuple[int, int]] = []
         for i in range(1, n_g):
             if st_g[i, cv2.CC_STAT_AREA] * px_area < 2.0:
                 continue
@@ -1361,8 +1409,19 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
                 gi = lab_g[r0:r1, c0:c1] == i
                 rim = (ring[r0:r1, c0:c1] == i) & ~gi
                 slit = bool(slits[r0:r1, c0:c1][gi].mean() > 0.5 and bone[r0:r1, c0:c1][rim].all())
+            if slit:
+                slit_gaps.append((i, int(touching[0])))
+            elif touching.size == 1:
+                one_bone.append((i, int(touching[0])))
             if touching.size < 2 and not slit:
                 continue
+            accepted.append((i, touching))
+        for i, b in _slit_continuations(lab_g, cen_g, slit_gaps, one_bone, sp, p):
+            accepted.append((i, np.array([b])))
+        for i, touching in sorted(accepted, key=lambda t: t[0]):
+            x, y, bw, bh = (int(v) for v in st_g[i, :4])
+            r0, r1 = max(0, y - 4), min(h, y + bh + 4)
+            c0, c1 = max(0, x - 4), min(w, x + bw + 4)
             lab_id = len(joints) + 1
             joint_lab[r0:r1, c0:c1][lab_g[r0:r1, c0:c1] == i] = lab_id
             joints.append(
