@@ -1258,8 +1258,16 @@ def _slits(
     return ok[lab]
 
 
+def _grown_box(stats: np.ndarray, pad: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """(r0, r1, c0, c1) of a ``connectedComponentsWithStats`` row's box grown by ``pad``
+    pixels, clipped to an h x w grid."""
+    x, y, bw, bh = (int(v) for v in stats[:4])
+    return max(0, y - pad), min(h, y + bh + pad), max(0, x - pad), min(w, x + bw + pad)
+
+
 def _slit_continuations(
     lab_g: np.ndarray,
+    st_g: np.ndarray,
     cen_g: np.ndarray,
     slit_gaps: list[tuple[int, int]],
     one_bone: list[tuple[int, int]],
@@ -1275,7 +1283,9 @@ def _slit_continuations(
         return []
     out = []
     for j, b in slit_gaps:
-        ys, xs = np.nonzero(lab_g == j)
+        r0, r1, c0, c1 = _grown_box(st_g[j], 0, *lab_g.shape)  # not the whole grid per slit
+        ys, xs = np.nonzero(lab_g[r0:r1, c0:c1] == j)
+        ys, xs = ys + r0, xs + c0
         cov = np.cov(np.vstack([ys, xs]).astype(np.float64)) if ys.size > 2 else np.eye(2)
         ev, vec = np.linalg.eigh(cov)  # ascending: minor, major axis
         u = vec[:, 1]  # the major axis (rows, columns)
@@ -1397,9 +1407,7 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
                 continue
             # work inside the gap's box (grown by the ring's reach): a whole-grid test per
             # gap made films with thousands of gaps take minutes (9 MP: > 7 min)
-            x, y, bw, bh = (int(v) for v in st_g[i, :4])
-            r0, r1 = max(0, y - 4), min(h, y + bh + 4)
-            c0, c1 = max(0, x - 4), min(w, x + bw + 4)
+            r0, r1, c0, c1 = _grown_box(st_g[i], 4, h, w)
             near = (ring[r0:r1, c0:c1] == i) & bone[r0:r1, c0:c1]
             touching = np.unique(lab_b[r0:r1, c0:c1][near])
             touching = touching[touching > 0]
@@ -1416,12 +1424,11 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
             if touching.size < 2 and not slit:
                 continue
             accepted.append((i, touching))
-        for i, b in _slit_continuations(lab_g, cen_g, slit_gaps, one_bone, sp, p):
+        for i, b in _slit_continuations(lab_g, st_g, cen_g, slit_gaps, one_bone, sp, p):
             accepted.append((i, np.array([b])))
         for i, touching in sorted(accepted, key=lambda t: t[0]):
             x, y, bw, bh = (int(v) for v in st_g[i, :4])
-            r0, r1 = max(0, y - 4), min(h, y + bh + 4)
-            c0, c1 = max(0, x - 4), min(w, x + bw + 4)
+            r0, r1, c0, c1 = _grown_box(st_g[i], 4, h, w)
             lab_id = len(joints) + 1
             joint_lab[r0:r1, c0:c1][lab_g[r0:r1, c0:c1] == i] = lab_id
             joints.append(
