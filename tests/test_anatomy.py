@@ -377,7 +377,7 @@ def test_air_inside_the_body_is_body() -> None:
 
 
 def _with_slit(
-    value: str, size_mm: tuple[float, float], notches: bool = False
+    value: str, size_mm: tuple[float, float], notches: bool = False, lens: bool = False
 ) -> tuple[Radiograph, np.ndarray]:
     """A flat slab of soft tissue (air at its sides) with a 30 x 80 mm bone, and a hole
     through the bone (a band ``size_mm`` (rows, cols) centred at 60, 55 mm) as dense as
@@ -385,7 +385,10 @@ def _with_slit(
 
     ``notches``: two soft-tissue wedges 6 mm wide cut into the bone, one from its top
     edge along the slit's axis (rows 20-34 mm; the bones diverging beyond their joint)
-    and one from its left edge across it (columns 40-52 mm, at row 30 mm)."""
+    and one from its left edge across it (columns 40-52 mm, at row 30 mm).
+
+    ``lens``: the hole is a rhombus ``size_mm`` long and wide instead of a band (widest
+    in its middle, pointed at its ends)."""
     sp = 0.2
     rows, cols = round(120.0 / sp), round(110.0 / sp)
     rr = (np.arange(rows) + 0.5)[:, None] * sp
@@ -395,6 +398,8 @@ def _with_slit(
     px[:, (cc[0] >= 10.0) & (cc[0] <= 100.0)] = soft
     px[(np.abs(rr - 60.0) <= 40.0) & (np.abs(cc - 55.0) <= 15.0)] = bone
     slit = (np.abs(rr - 60.0) <= size_mm[0] / 2) & (np.abs(cc - 55.0) <= size_mm[1] / 2)
+    if lens:
+        slit &= np.abs(cc - 55.0) <= size_mm[1] / 2 * (1.0 - np.abs(rr - 60.0) / (size_mm[0] / 2))
     px[slit] = {"soft": soft, "air": air, "medulla": soft + (bone - soft) / 3}[value]
     if notches:
         px[(rr >= 19.0) & (rr <= 34.0) & (np.abs(cc - 55.0) <= 3.0 * (34.0 - rr) / 14.0)] = soft
@@ -439,6 +444,22 @@ def test_a_notch_on_a_slit_joints_axis_continues_the_joint() -> None:
     assert not (amap.labels[across] == Region.JOINT_SPACE).any()
     off = map_anatomy(film, params=AnatomyParams(joint_slit_reach=0.0))
     assert not (off.labels[axial] == Region.JOINT_SPACE).any()
+
+
+def test_a_slit_wider_than_the_joint_gap_in_its_middle_is_one_joint() -> None:
+    # the joint-gap closing (8 mm) reaches only the pointed ends of a 10 mm wide lens:
+    # the whole lens is the joint space, not half of it and no joint
+    film, slit = _with_slit("soft", (30.0, 10.0), lens=True)
+    inner = cv2.erode(slit.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    amap = map_anatomy(film, params=AnatomyParams())
+    assert (amap.labels[inner] == Region.JOINT_SPACE).mean() > 0.9
+    assert len(amap.joints) == 1
+    off = map_anatomy(film, params=AnatomyParams(joint_slit_whole=False))
+    assert not (off.labels[inner] == Region.JOINT_SPACE).any()
+    # twice as wide (gas over a bone, 16 mm): no joint, whatever the closing reached
+    wide, hole = _with_slit("soft", (48.0, 16.0), lens=True)
+    core = cv2.erode(hole.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert not (map_anatomy(wide, params=AnatomyParams()).labels[core] == Region.JOINT_SPACE).any()
 
 
 @pytest.mark.parametrize(
