@@ -1239,14 +1239,17 @@ def _slits(
     t_bone: float,
     px_area: float,
     p: AnatomyParams,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """The holes that filling ``bone`` closes (``filled``) that look like a joint seen
     through two overlapping bones: at least ``joint_slit_elongation`` long for their
     width (second moments) and of soft-tissue density (mean ``resid`` within
-    +-``joint_slit_density`` x ``t_bone``)."""
+    +-``joint_slit_density`` x ``t_bone``).
+
+    Returns (the slits' labels, 0 off them; each label's full width in pixels, 4 sigma
+    of its minor axis)."""
     holes = filled & ~bone
     if p.joint_slit_elongation <= 0 or not holes.any():
-        return np.zeros_like(bone)
+        return np.zeros(bone.shape, dtype=np.int32), np.zeros(1)
     n, lab = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)
     ys, xs = np.nonzero(holes)
     ids = lab[ys, xs]
@@ -1260,7 +1263,7 @@ def _slits(
         & (np.abs(density) < p.joint_slit_density * t_bone)
     )
     ok[0] = False
-    return ok[lab]
+    return np.where(ok[lab], lab, 0), 4.0 * np.sqrt(np.maximum(l2, 0.0))
 
 
 def _grown_box(stats: np.ndarray, pad: int, h: int, w: int) -> tuple[int, int, int, int]:
@@ -1387,7 +1390,8 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     else:  # the same bone as ``big`` above: reuse its labelling
         bone = big
     filled = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
-    slits = _slits(bone, filled, level_resid, level_t, px_area, p)
+    slit_lab, slit_width = _slits(bone, filled, level_resid, level_t, px_area, p)
+    slits = slit_lab > 0
     bone = filled & ~slits
 
     # --- joint spaces: narrow gaps closed between two different bones ---
@@ -1403,18 +1407,13 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         if slits.any() and p.joint_slit_whole:
             # a slit wider than the closing in its middle is still one joint space: the
             # closing reaches its narrow ends only, and half a slit is no enclosed gap
-            n_s, lab_s = cv2.connectedComponents(slits.view(np.uint8), connectivity=4)
-            ys, xs = np.nonzero(slits)
-            ids = lab_s[ys, xs]
-            cnt = np.bincount(ids, minlength=n_s).astype(np.float64)
-            # a bar's full width is ~4 sigma of its minor axis: bowel gas over the sacrum
-            # is 11-18 mm wide, a symphysis slit 6-9 mm (generated pelvis films)
-            narrow = 4.0 * np.sqrt(np.maximum(_axes2(ids, ys, xs, cnt, n_s)[1], 0.0)) * sp
-            hit = np.zeros(n_s, dtype=bool)
-            hit[np.unique(lab_s[gap & slits])] = True
-            hit &= narrow <= 1.25 * p.joint_gap_mm
+            # (bowel gas over the sacrum is 11-18 mm wide, a symphysis slit 6-9 mm on the
+            # generated pelvis films)
+            hit = np.zeros(slit_width.size, dtype=bool)
+            hit[np.unique(slit_lab[gap & slits])] = True
+            hit &= slit_width * sp <= 1.25 * p.joint_gap_mm
             hit[0] = False
-            gap |= hit[lab_s] & body & ~foreign
+            gap |= hit[slit_lab] & body & ~foreign
         n_g, lab_g, st_g, cen_g = cv2.connectedComponentsWithStats(
             gap.astype(np.uint8), connectivity=8
         )
