@@ -20,6 +20,7 @@ from calcimg.evaluation import (
     froc_points,
     score_image,
 )
+from scripts_mod import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_dicoms"
@@ -347,18 +348,6 @@ def test_evaluate_script_applies_overrides(tmp_path: Path) -> None:
     assert both.returncode != 0 and "--results" in both.stderr
 
 
-def _eval_anatomy_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "eval_anatomy", REPO / "scripts" / "eval_anatomy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_eval_anatomy_scores_the_truth_map_as_perfect_and_an_empty_one_as_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,7 +375,7 @@ def test_eval_anatomy_scores_the_truth_map_as_perfect_and_an_empty_one_as_nothin
             confounders=(),
         )
 
-    mod = _eval_anatomy_module()
+    mod = load_script("eval_anatomy")
     monkeypatch.setattr(mod, "map_anatomy", lambda rg, params: as_map(codes))
     perfect = mod.score(tmp_path, [])
     assert perfect["iou"] == perfect["recall"] == perfect["precision"] == 1.0

@@ -3,32 +3,22 @@ enhancement, dose) keep their truth and change the pixels as each kind says."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
 
+from scripts_mod import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_dicoms"
 FILMS = ("synth_0008", "synth_0016")  # MONOCHROME2 and MONOCHROME1, both uncompressed
-
-
-def _module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "vendor_variants", REPO / "scripts" / "vendor_variants.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _truth_folder(tmp_path: Path) -> Path:
@@ -60,7 +50,7 @@ def _attenuation(path: Path) -> tuple[np.ndarray, float]:
 def test_each_kind_changes_the_pixels_as_documented_and_keeps_the_truth(
     tmp_path: Path, kind: str
 ) -> None:
-    vv = _module()
+    vv = load_script("vendor_variants")
     src = _truth_folder(tmp_path)
     dst = tmp_path / kind
     proc = _run(src, dst, kind)
