@@ -40,6 +40,8 @@ import numpy as np
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
+from calcimg.imageops import robust_sigma
+
 KINDS = ("noise", "gamma", "unsharp", "mixed")
 TRUTH_SUFFIXES = (".truth.json", ".mask.png", ".anatomy.png")
 
@@ -51,8 +53,7 @@ def pixel_noise(a: np.ndarray, vmax: float) -> float:
     hp = a - cv2.GaussianBlur(a, (0, 0), 3.0)
     clipped = ((a <= 0) | (a >= vmax)).astype(np.uint8)
     inside = cv2.dilate(clipped, np.ones((19, 19), np.uint8)) == 0
-    v = hp[inside] if inside.any() else hp.ravel()
-    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+    return robust_sigma(hp[inside] if inside.any() else hp, max_samples=None)
 
 
 def process(
@@ -66,8 +67,9 @@ def process(
     noise: float = 0.0,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """One film re-processed: tone curve, then edge enhancement, then added noise (in
-    units of the film's own pixel noise); values clipped to [0, vmax]."""
+    """One film re-processed: added noise first (in units of the film's own pixel noise;
+    quantum noise arises before any processing), then the tone curve, then edge
+    enhancement; values clipped to [0, vmax]."""
     out = a.astype(np.float64)
     if noise > 0:
         out = out + rng.normal(0.0, noise * pixel_noise(out, vmax), out.shape)
