@@ -476,3 +476,42 @@ def test_round_air_or_dense_holes_in_bone_stay_bone(
     inner = cv2.erode(slit.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     assert (amap.labels[inner] == Region.BONE).mean() > 0.9
     assert not amap.joints
+
+
+def _haloed_limb(halo_depth: float) -> tuple[Radiograph, np.ndarray]:
+    """A limb whose skin is a sharp step, on air that workstation equalisation darkens in
+    a smooth halo beside it (dev synth_4000 under a flatter tone curve: air at 0.43 of
+    the range falls to 0.14 at the skin over about 20 mm; tissue 0.66-0.8)."""
+    sp = 0.5
+    rows, cols = 240, 440
+    c = (np.arange(cols) + 0.5) * sp
+    body_cols = (c >= 70.0) & (c <= 150.0)
+    d = np.where(c < 70.0, 70.0 - c, np.where(c > 150.0, c - 150.0, 0.0))
+    level = np.where(body_cols, 0.62 + 0.18 * np.sin(np.pi * (c - 70.0) / 80.0), 0.43)
+    level = level - np.where(body_cols, 0.0, halo_depth * np.exp(-d / 15.0))
+    bone_cols = (c >= 100.0) & (c <= 120.0)
+    px = np.tile(level, (rows, 1)) + 0.12 * bone_cols[None, :]
+    rng = np.random.default_rng(3)
+    px = (px + rng.normal(0.0, 0.004, px.shape)) * 4095.0
+    rg = Radiograph(
+        pixels=np.clip(px, 0, 4095).astype(np.float32),
+        pixel_spacing_mm=(sp, sp),
+        spacing_source=SpacingSource.PIXEL_SPACING,
+        calibrated=True,
+        value_range=(0.0, 4095.0),
+    )
+    return rg, np.tile(body_cols, (rows, 1))
+
+
+def test_an_equalisation_halo_beside_the_body_is_air_not_the_air_threshold() -> None:
+    # dev synth_4000 with a flatter tone curve: the halo was the lowest of the three
+    # classes, the air went with the tissue and the whole hand was mapped as bone
+    rg, body = _haloed_limb(0.35)
+    labels = map_anatomy(rg, params=AnatomyParams()).labels
+    assert _iou(labels > 0, body) > 0.95
+    assert (labels[:, 20:100] == Region.BACKGROUND).mean() > 0.95  # the air plateau
+    old = map_anatomy(rg, params=AnatomyParams(body_edge_ratio=0.0)).labels
+    assert _iou(old > 0, body) < 0.6  # what the three-class split alone did
+    # without a halo the split is the skin already, and stays there
+    rg0, body0 = _haloed_limb(0.0)
+    assert _iou(map_anatomy(rg0, params=AnatomyParams()).labels > 0, body0) > 0.95

@@ -11,7 +11,9 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    it is flood-filled inwards within a tolerance of its own level (background).
 2. Body: above the lowest of three Otsu classes (air | soft tissue | bone) of the film
    without its collimation, large components, holes filled except air that a collimator
-   blade's penumbra closes in (``field_edge_air_mm``).
+   blade's penumbra closes in (``field_edge_air_mm``). When that lowest class is a dark
+   equalisation halo beside the body, not the air, the split moves up to the skin: the
+   next split's contours are much sharper (``body_edge_ratio``).
 3. Bone: the smooth soft-tissue level is a grey opening (erosion then dilation) with a
    disc wider than any bone (``soft_level_mm``) computed on a still coarser grid; bone is
    where the image exceeds it by more than a two-class (Otsu) threshold on that residual
@@ -67,6 +69,15 @@ class AnatomyParams:
     air_gap: float = 0.1
     """Air is darker than the body by at least this fraction of the film's range (else
     the film has no air)."""
+    body_edge_ratio: float = 1.5
+    """The air | tissue split moves up to the next three-class split when the contours
+    there have this many times the mean gradient of those at the first (0 = never): a
+    dark equalisation halo beside the body, not the air, had been the lowest class."""
+    body_halo_max_share: float = 0.4
+    """... and only when the class below the first split holds less than this share of
+    the exposed film (a halo is a band beside the body; air that large is the air)."""
+    body_edge_sigma_mm: float = 1.0
+    """Gaussian smoothing before the gradients of ``body_edge_ratio`` are measured."""
     body_min_area_mm2: float = 400.0
     """Smallest body part kept (smaller bright islands are markers or text)."""
     field_edge_air_mm: float = 3.0
@@ -239,6 +250,9 @@ class AnatomyParams:
         check_range("anatomy.grid_mm", self.grid_mm, 0.05, 5.0)
         check_range("anatomy.air_gap", self.air_gap, 0.0, 1.0)
         check_range("anatomy.body_min_area_mm2", self.body_min_area_mm2, 0.0, 1e9)
+        check_range("anatomy.body_edge_ratio", self.body_edge_ratio, 0.0, 100.0)
+        check_range("anatomy.body_halo_max_share", self.body_halo_max_share, 0.0, 1.0)
+        check_range("anatomy.body_edge_sigma_mm", self.body_edge_sigma_mm, 0.1, 20.0)
         check_range("anatomy.field_edge_air_mm", self.field_edge_air_mm, 0.0, 100.0)
         check_range("anatomy.collimation_depth", self.collimation_depth, 0.0, 0.5)
         check_range("anatomy.collimation_step", self.collimation_step, 0.0, 1.0)
@@ -647,6 +661,59 @@ def _body_threshold(values: np.ndarray, lo_v: float, hi_v: float, air_gap: float
         and (float(np.median(rest)) - float(np.median(air)) < air_gap * (hi_v - lo_v))
     ):
         return lo_v - 1.0
+    return t
+
+
+def _skin_threshold(
+    img: np.ndarray, values: np.ndarray, t: float, excluded: np.ndarray, sp: float, p: AnatomyParams
+) -> float:
+    """Move the air | tissue split ``t`` up past a class that is not the air.
+
+    The skin is a sharp step; workstation equalisation darkens the air beside the body in
+    a smooth halo, which a three-class split can take as its lowest class, leaving the air
+    with the tissue (the whole hand then maps as bone). A split's strength is the largest
+    mean gradient of a contour between the medians of the classes either side of it
+    (levels 1 % of the range apart, pixels outside ``excluded``). The split of the values
+    above ``t`` replaces ``t`` while it is more than ``body_edge_ratio`` times as strong,
+    the class below ``t`` holds less than ``body_halo_max_share`` of ``values`` and lies
+    closer below the middle class than the class above does (a halo is shallower than the
+    skin's step); at most twice.
+    """
+    sm = cv2.GaussianBlur(img, (0, 0), p.body_edge_sigma_mm / sp)
+    grad = cv2.magnitude(cv2.Sobel(sm, cv2.CV_32F, 1, 0), cv2.Sobel(sm, cv2.CV_32F, 0, 1))
+    ok = ~excluded
+    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if hi - lo < 1e-6:
+        return t
+    n_bins = 100
+    idx = np.clip(((sm[ok] - lo) * (n_bins / (hi - lo))).astype(np.int64), 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    mean_grad = np.bincount(idx, grad[ok], minlength=n_bins) / np.maximum(count, 1)
+    mean_grad[count < 10] = 0.0
+
+    def strength(a: float, b: float) -> float:
+        i0 = int(np.clip((a - lo) * n_bins / (hi - lo), 0, n_bins - 1))
+        i1 = int(np.clip((b - lo) * n_bins / (hi - lo), 0, n_bins - 1))
+        return float(mean_grad[min(i0, i1) : max(i0, i1) + 1].max())
+
+    below = values[values <= t]
+    above = values[values > t]
+    for _ in range(2):
+        if below.size < 3 or above.size < 3 or below.size >= p.body_halo_max_share * values.size:
+            break
+        t_next = _otsu3_low(above)
+        mid = above[above <= t_next]
+        top = above[above > t_next]
+        if mid.size < 3 or top.size < 3:
+            break
+        m_below, m_mid, m_top = (float(np.median(v)) for v in (below, mid, top))
+        if m_mid - m_below >= m_top - m_mid:
+            # an undershoot is shallower than the step it comes with: a class this far
+            # below the next is the air (a lead block had made soft tissue the middle)
+            break
+        if strength(m_mid, m_top) <= p.body_edge_ratio * strength(m_below, m_mid):
+            break
+        t, below, above = t_next, mid, top
     return t
 
 
@@ -1345,6 +1412,14 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         # own, and the three-class split then falls inside the soft tissue (fingertips
         # and thin skin beside a collimator blade went to air)
         body_t = _body_threshold(img[~collim], lo_v, hi_v, p.air_gap)
+    if body_t >= lo_v and p.body_edge_ratio > 0 and np.count_nonzero(~collim) >= 3:
+        # the penumbra of the collimation and the film's border are steps of their own
+        m = max(1, int(round(5.0 / sp)))
+        excluded = cv2.dilate(collim.view(np.uint8), np.ones((2 * m + 1,) * 2, np.uint8)) > 0
+        excluded[:m, :] = excluded[-m:, :] = True
+        excluded[:, :m] = excluded[:, -m:] = True
+        if not excluded.all():
+            body_t = _skin_threshold(img, img[~collim], body_t, excluded, sp, p)
     body = (img > body_t) & ~collim
     body = _keep_large(body, min(p.body_min_area_mm2 / px_area, 0.25 * h * w))
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
