@@ -1,9 +1,10 @@
 """Score calcimg's anatomy map against the simulated truth (``NAME.anatomy.png``).
 
 For every ``NAME.dcm`` of a truth folder: bone IoU, recall and precision against the
-truth's bone, and the fraction of truth lesion pixels the map calls bone (the detector
-never looks there). One line per film with ``-v``, then the means overall and per
-anatomy.
+truth's bone, the fraction of truth lesion pixels the map calls bone (the detector
+never looks there) and the share of the map's soft tissue that is the truth's background
+(air taken for tissue: session 11's equalisation halo). One line per film with ``-v``,
+then the means overall and per anatomy.
 
     PYTHONPATH=src python scripts/eval_anatomy.py /work/data/tune [--set anatomy.k=v] [-v]
 
@@ -27,16 +28,17 @@ from calcimg.ingest import read_radiograph
 
 
 def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str, float]:
-    """Mean bone IoU, recall, precision, lesion-in-bone fraction, joints found and foreign
-    recall over the folder.
+    """Mean bone IoU, recall, precision, lesion-in-bone fraction, joints found, foreign
+    recall and air-as-soft over the folder.
 
     A truth joint is found when calcimg's joint-space map has a pixel inside its bbox;
     joint-on-bone is the share of calcimg's joint space that is truth bone;
     foreign recall is the share of the truth's foreign pixels (metal, markers, text)
-    mapped as foreign (films without any count as 1).
+    mapped as foreign (films without any count as 1); air-as-soft is the share of
+    calcimg's soft tissue that is the truth's background.
     """
     cfg = load_config(overrides=overrides)
-    rows: list[tuple[str, float, float, float, float, float, float, float]] = []
+    rows: list[tuple[str, float, float, float, float, float, float, float, float]] = []
     for path in sorted(folder.glob("*.dcm")):
         truth = json.loads(path.with_suffix(".truth.json").read_text())
         codes = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
@@ -64,12 +66,19 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
             if true_foreign.any()
             else 1.0
         )
-        rows.append((truth["anatomy"], iou, rec, prec, in_bone, joints, joint_in_bone, foreign))
+        ours_soft = labels == Region.SOFT_TISSUE
+        air_soft = float((ours_soft & (codes == Region.BACKGROUND)).sum()) / max(
+            float(ours_soft.sum()), 1.0
+        )
+        rows.append(
+            (truth["anatomy"], iou, rec, prec, in_bone, joints, joint_in_bone, foreign, air_soft)
+        )
         if verbose:
             print(
                 f"{path.name} {truth['anatomy']:>12} iou {iou:.3f} recall {rec:.3f} "
                 f"precision {prec:.3f} lesion-in-bone {in_bone:.3f} joints {joints:.2f} "
-                f"joint-on-bone {joint_in_bone:.3f} foreign {foreign:.3f}"
+                f"joint-on-bone {joint_in_bone:.3f} foreign {foreign:.3f} "
+                f"air-as-soft {air_soft:.3f}"
             )
     by: dict[str, list[tuple[float, ...]]] = collections.defaultdict(list)
     for r in rows:
@@ -80,7 +89,7 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
             f"{name:>12} ({len(a):2d}): iou {a[:, 0].mean():.3f} recall {a[:, 1].mean():.3f} "
             f"precision {a[:, 2].mean():.3f} lesion-in-bone {a[:, 3].mean():.3f} "
             f"joints {a[:, 4].mean():.3f} joint-on-bone {a[:, 5].mean():.3f} "
-            f"foreign {a[:, 6].mean():.3f}"
+            f"foreign {a[:, 6].mean():.3f} air-as-soft {a[:, 7].mean():.3f}"
         )
     a = np.array([r[1:] for r in rows])
     names = (
@@ -91,13 +100,14 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
         "joints_found",
         "joint_on_bone",
         "foreign_recall",
+        "air_as_soft",
     )
     out = dict(zip(names, a.mean(axis=0).tolist(), strict=True))
     print(
         f"{'all':>12} ({len(a):2d}): iou {out['iou']:.3f} recall {out['recall']:.3f} "
         f"precision {out['precision']:.3f} lesion-in-bone {out['lesion_in_bone']:.3f} "
         f"joints {out['joints_found']:.3f} joint-on-bone {out['joint_on_bone']:.3f} "
-        f"foreign {out['foreign_recall']:.3f}"
+        f"foreign {out['foreign_recall']:.3f} air-as-soft {out['air_as_soft']:.3f}"
     )
     return out
 

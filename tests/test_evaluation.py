@@ -380,8 +380,14 @@ def test_eval_anatomy_scores_the_truth_map_as_perfect_and_an_empty_one_as_nothin
     perfect = mod.score(tmp_path, [])
     assert perfect["iou"] == perfect["recall"] == perfect["precision"] == 1.0
     assert perfect["joints_found"] == 1.0 and perfect["foreign_recall"] == 1.0
-    assert perfect["joint_on_bone"] == 0.0
+    assert perfect["joint_on_bone"] == 0.0 and perfect["air_as_soft"] == 0.0
     soft = np.where(codes == Region.BACKGROUND, Region.BACKGROUND, Region.SOFT_TISSUE)
     monkeypatch.setattr(mod, "map_anatomy", lambda rg, params: as_map(soft))
     empty = mod.score(tmp_path, [])
     assert empty["iou"] == empty["joints_found"] == empty["foreign_recall"] == 0.0
+    # the whole film called soft tissue: the share of it that is air is the truth's
+    everything = np.full(codes.shape, Region.SOFT_TISSUE, np.uint8)
+    monkeypatch.setattr(mod, "map_anatomy", lambda rg, params: as_map(everything))
+    air = float((codes == Region.BACKGROUND).mean())
+    assert 0.0 < air < 1.0
+    assert mod.score(tmp_path, [])["air_as_soft"] == pytest.approx(air, abs=1e-9)
