@@ -228,28 +228,27 @@ def test_report_names_every_metric() -> None:
 # ------------------------------------------------------------------------- end to end
 
 
+def _run_evaluate(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``scripts/evaluate.py ARGS`` in a subprocess, with ``src`` on the path."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_evaluate_script_on_sample_dicoms(tmp_path: Path) -> None:
     """Runs the current pipeline over sample_dicoms and checks the figures it prints
     against an independent recount from the saved results and the truth files."""
     out = tmp_path / "metrics.json"
     saved = tmp_path / "results.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "evaluate.py"),
-            str(SAMPLES),
-            "--json",
-            str(out),
-            "--save-results",
-            str(saved),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
+    proc = _run_evaluate(
+        str(SAMPLES), "--json", str(out), "--save-results", str(saved), timeout=900
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = json.loads(out.read_text())
@@ -275,38 +274,10 @@ def test_evaluate_script_reads_given_results(tmp_path: Path) -> None:
         json.dumps({**result([finding([10, 10, 30, 30])]), "source": "/elsewhere/x.dcm"}) + "\n"
     )
     out = tmp_path / "m.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "evaluate.py"),
-            str(tmp_path),
-            "--results",
-            str(res),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    proc = _run_evaluate(str(tmp_path), "--results", str(res), "--json", str(out), timeout=120)
     assert proc.returncode == 0, proc.stderr
     m = json.loads(out.read_text())
     assert m["lesion"]["sensitivity"] == 1.0 and m["fp_findings"] == 0
-
-
-def _run_evaluate(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "evaluate.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_evaluate_script_applies_overrides(tmp_path: Path) -> None:
