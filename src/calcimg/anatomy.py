@@ -665,7 +665,7 @@ def _body_threshold(values: np.ndarray, lo_v: float, hi_v: float, air_gap: float
 
 
 def _skin_threshold(
-    img: np.ndarray, values: np.ndarray, t: float, excluded: np.ndarray, sp: float, p: AnatomyParams
+    img: np.ndarray, collim: np.ndarray, t: float, sp: float, p: AnatomyParams
 ) -> float:
     """Move the air | tissue split ``t`` up past a class that is not the air.
 
@@ -673,28 +673,47 @@ def _skin_threshold(
     a smooth halo, which a three-class split can take as its lowest class, leaving the air
     with the tissue (the whole hand then maps as bone). A split's strength is the largest
     mean gradient of a contour between the medians of the classes either side of it
-    (levels 1 % of the range apart, pixels outside ``excluded``). The split of the values
-    above ``t`` replaces ``t`` while it is more than ``body_edge_ratio`` times as strong,
-    the class below ``t`` holds less than ``body_halo_max_share`` of ``values`` and lies
-    closer below the middle class than the class above does (a halo is shallower than the
-    skin's step); at most twice.
+    (levels 1 % of the range apart, pixels at least 5 mm from the collimation ``collim``
+    and the film's border, whose penumbras are steps of their own). The split of the
+    exposed values above ``t`` replaces ``t`` while it is more than ``body_edge_ratio``
+    times as strong, the class below ``t`` holds less than ``body_halo_max_share`` of the
+    exposed values and lies closer below the middle class than the class above does (a
+    halo is shallower than the skin's step); at most twice. The gradients are measured
+    only when a split passes the other two tests.
     """
-    sm = cv2.GaussianBlur(img, (0, 0), p.body_edge_sigma_mm / sp)
-    grad = cv2.magnitude(cv2.Sobel(sm, cv2.CV_32F, 1, 0), cv2.Sobel(sm, cv2.CV_32F, 0, 1))
-    ok = ~excluded
+    values = img[~collim]
     lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
     if hi - lo < 1e-6:
         return t
     n_bins = 100
-    idx = np.clip(((sm[ok] - lo) * (n_bins / (hi - lo))).astype(np.int64), 0, n_bins - 1)
-    count = np.bincount(idx, minlength=n_bins)
-    mean_grad = np.bincount(idx, grad[ok], minlength=n_bins) / np.maximum(count, 1)
-    mean_grad[count < 10] = 0.0
 
-    def strength(a: float, b: float) -> float:
-        i0 = int(np.clip((a - lo) * n_bins / (hi - lo), 0, n_bins - 1))
-        i1 = int(np.clip((b - lo) * n_bins / (hi - lo), 0, n_bins - 1))
-        return float(mean_grad[min(i0, i1) : max(i0, i1) + 1].max())
+    def bin_of(v: np.ndarray | float) -> np.ndarray:
+        return np.clip(
+            ((np.asarray(v) - lo) * (n_bins / (hi - lo))).astype(np.int64), 0, n_bins - 1
+        )
+
+    mean_grad: np.ndarray | None = None
+
+    def contour_gradients() -> np.ndarray | None:
+        """Mean gradient per level bin (0 where fewer than 10 pixels), None when no pixel
+        is far enough from the collimation and the border."""
+        m = max(1, int(round(5.0 / sp)))
+        ok = cv2.dilate(collim.view(np.uint8), np.ones((2 * m + 1,) * 2, np.uint8)) == 0
+        ok[:m, :] = ok[-m:, :] = False
+        ok[:, :m] = ok[:, -m:] = False
+        if not ok.any():
+            return None
+        sm = cv2.GaussianBlur(img, (0, 0), p.body_edge_sigma_mm / sp)
+        grad = cv2.magnitude(cv2.Sobel(sm, cv2.CV_32F, 1, 0), cv2.Sobel(sm, cv2.CV_32F, 0, 1))
+        idx = bin_of(sm[ok])
+        count = np.bincount(idx, minlength=n_bins)
+        out = np.bincount(idx, grad[ok], minlength=n_bins) / np.maximum(count, 1)
+        out[count < 10] = 0.0
+        return out
+
+    def strength(grads: np.ndarray, a: float, b: float) -> float:
+        i0, i1 = sorted((int(bin_of(a)), int(bin_of(b))))
+        return float(grads[i0 : i1 + 1].max())
 
     below = values[values <= t]
     above = values[values > t]
@@ -711,7 +730,13 @@ def _skin_threshold(
             # an undershoot is shallower than the step it comes with: a class this far
             # below the next is the air (a lead block had made soft tissue the middle)
             break
-        if strength(m_mid, m_top) <= p.body_edge_ratio * strength(m_below, m_mid):
+        if mean_grad is None:
+            mean_grad = contour_gradients()
+            if mean_grad is None:
+                break
+        if strength(mean_grad, m_mid, m_top) <= p.body_edge_ratio * strength(
+            mean_grad, m_below, m_mid
+        ):
             break
         t, below, above = t_next, mid, top
     return t
@@ -1412,14 +1437,8 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
         # own, and the three-class split then falls inside the soft tissue (fingertips
         # and thin skin beside a collimator blade went to air)
         body_t = _body_threshold(img[~collim], lo_v, hi_v, p.air_gap)
-    if body_t >= lo_v and p.body_edge_ratio > 0 and np.count_nonzero(~collim) >= 3:
-        # the penumbra of the collimation and the film's border are steps of their own
-        m = max(1, int(round(5.0 / sp)))
-        excluded = cv2.dilate(collim.view(np.uint8), np.ones((2 * m + 1,) * 2, np.uint8)) > 0
-        excluded[:m, :] = excluded[-m:, :] = True
-        excluded[:, :m] = excluded[:, -m:] = True
-        if not excluded.all():
-            body_t = _skin_threshold(img, img[~collim], body_t, excluded, sp, p)
+    if body_t >= lo_v and p.body_edge_ratio > 0:
+        body_t = _skin_threshold(img, collim, body_t, sp, p)
     body = (img > body_t) & ~collim
     body = _keep_large(body, min(p.body_min_area_mm2 / px_area, 0.25 * h * w))
     if not body.any() and img.max(initial=0.0) > img.min(initial=0.0):
