@@ -41,6 +41,18 @@ class Phantom:
     metal: np.ndarray | None = None
 
 
+def film_of(px: np.ndarray, spacing_mm: float) -> Radiograph:
+    """A calibrated 12-bit film of the pixels ``px`` (clipped to 0-4095 by the caller) at
+    isotropic ``spacing_mm``."""
+    return Radiograph(
+        pixels=np.asarray(px, dtype=np.float32),
+        pixel_spacing_mm=(spacing_mm, spacing_mm),
+        spacing_source=SpacingSource.PIXEL_SPACING,
+        calibrated=True,
+        value_range=(0.0, 4095.0),
+    )
+
+
 def make_phantom(
     spacing_mm: float = 0.2,
     *,
@@ -114,12 +126,11 @@ def make_phantom(
         line_int += MU_METAL * 3.0 * metal_mask
     rng = np.random.default_rng(seed)
     px = OFFSET + GAIN * line_int + rng.normal(0.0, noise, line_int.shape)
-    px = np.clip(px, 0, 4095).astype(np.float32)
-    rg = Radiograph(
-        pixels=px,
-        pixel_spacing_mm=(spacing_mm, spacing_mm),
-        spacing_source=SpacingSource.PIXEL_SPACING,
-        calibrated=True,
-        value_range=(0.0, 4095.0),
+    px = np.clip(px, 0, 4095)
+    return Phantom(
+        radiograph=film_of(px, spacing_mm),
+        body=body,
+        bone=bone_mask,
+        lesions=lesions,
+        metal=metal_mask,
     )
-    return Phantom(radiograph=rg, body=body, bone=bone_mask, lesions=lesions, metal=metal_mask)

@@ -11,9 +11,9 @@ import pytest
 
 from calcimg.anatomy import AnatomyParams, Region, map_anatomy
 from calcimg.errors import ConfigError
-from calcimg.radiograph import Radiograph, SpacingSource
+from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
-from phantoms import make_phantom
+from phantoms import film_of, make_phantom
 
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 
@@ -405,14 +405,7 @@ def _with_slit(
         px[(rr >= 19.0) & (rr <= 34.0) & (np.abs(cc - 55.0) <= 3.0 * (34.0 - rr) / 14.0)] = soft
         px[(cc >= 39.0) & (cc <= 52.0) & (np.abs(rr - 30.0) <= 3.0 * (52.0 - cc) / 12.0)] = soft
     px += np.random.default_rng(1).normal(0.0, 4.0, px.shape)
-    film = Radiograph(
-        pixels=px.astype(np.float32),
-        pixel_spacing_mm=(sp, sp),
-        spacing_source=SpacingSource.PIXEL_SPACING,
-        calibrated=True,
-        value_range=(0.0, 4095.0),
-    )
-    return film, slit
+    return film_of(px, sp), slit
 
 
 def test_a_soft_tissue_slit_enclosed_by_bone_is_a_joint_space() -> None:
@@ -493,14 +486,7 @@ def _haloed_limb(halo_depth: float) -> tuple[Radiograph, np.ndarray]:
     px = np.tile(level, (rows, 1)) + 0.12 * bone_cols[None, :]
     rng = np.random.default_rng(3)
     px = (px + rng.normal(0.0, 0.004, px.shape)) * 4095.0
-    rg = Radiograph(
-        pixels=np.clip(px, 0, 4095).astype(np.float32),
-        pixel_spacing_mm=(sp, sp),
-        spacing_source=SpacingSource.PIXEL_SPACING,
-        calibrated=True,
-        value_range=(0.0, 4095.0),
-    )
-    return rg, np.tile(body_cols, (rows, 1))
+    return film_of(np.clip(px, 0, 4095), sp), np.tile(body_cols, (rows, 1))
 
 
 def test_an_equalisation_halo_beside_the_body_is_air_not_the_air_threshold() -> None:

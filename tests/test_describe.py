@@ -16,6 +16,7 @@ from calcimg.detect import Detection, Detections
 from calcimg.errors import ConfigError
 from calcimg.radiograph import Radiograph, SpacingSource
 from calcimg.result import Pattern
+from phantoms import film_of
 
 BG = 1000.0
 CALC = 1600.0
@@ -25,13 +26,7 @@ CORTEX = 2000.0
 def _radiograph(img: np.ndarray, spacing: float, seed: int = 0) -> Radiograph:
     rng = np.random.default_rng(seed)
     noisy = img + rng.normal(0, 10, img.shape)
-    return Radiograph(
-        pixels=noisy.astype(np.float32),
-        pixel_spacing_mm=(spacing, spacing),
-        spacing_source=SpacingSource.PIXEL_SPACING,
-        calibrated=True,
-        value_range=(0.0, 4095.0),
-    )
+    return film_of(noisy, spacing)
 
 
 def _anatomy(
