@@ -26,6 +26,25 @@ from calcimg.anatomy import Region, map_anatomy
 from calcimg.config import load_config
 from calcimg.ingest import read_radiograph
 
+METRICS = (
+    ("iou", "iou"),
+    ("recall", "recall"),
+    ("precision", "precision"),
+    ("lesion_in_bone", "lesion-in-bone"),
+    ("joints_found", "joints"),
+    ("joint_on_bone", "joint-on-bone"),
+    ("foreign_recall", "foreign"),
+    ("air_as_soft", "air-as-soft"),
+)
+"""The means :func:`score` returns (key, label printed), in the order of its rows."""
+
+
+def _summary(name: str, a: np.ndarray) -> str:
+    """One line of means over the films ``a`` (one row per film, columns as METRICS)."""
+    pairs = zip(METRICS, a.mean(axis=0), strict=True)
+    means = " ".join(f"{label} {v:.3f}" for (_k, label), v in pairs)
+    return f"{name:>12} ({len(a):2d}): {means}"
+
 
 def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str, float]:
     """Mean bone IoU, recall, precision, lesion-in-bone fraction, joints found, foreign
@@ -84,31 +103,10 @@ def score(folder: Path, overrides: list[str], verbose: bool = False) -> dict[str
     for r in rows:
         by[r[0]].append(r[1:])
     for name, vals in sorted(by.items()):
-        a = np.array(vals)
-        print(
-            f"{name:>12} ({len(a):2d}): iou {a[:, 0].mean():.3f} recall {a[:, 1].mean():.3f} "
-            f"precision {a[:, 2].mean():.3f} lesion-in-bone {a[:, 3].mean():.3f} "
-            f"joints {a[:, 4].mean():.3f} joint-on-bone {a[:, 5].mean():.3f} "
-            f"foreign {a[:, 6].mean():.3f} air-as-soft {a[:, 7].mean():.3f}"
-        )
+        print(_summary(name, np.array(vals)))
     a = np.array([r[1:] for r in rows])
-    names = (
-        "iou",
-        "recall",
-        "precision",
-        "lesion_in_bone",
-        "joints_found",
-        "joint_on_bone",
-        "foreign_recall",
-        "air_as_soft",
-    )
-    out = dict(zip(names, a.mean(axis=0).tolist(), strict=True))
-    print(
-        f"{'all':>12} ({len(a):2d}): iou {out['iou']:.3f} recall {out['recall']:.3f} "
-        f"precision {out['precision']:.3f} lesion-in-bone {out['lesion_in_bone']:.3f} "
-        f"joints {out['joints_found']:.3f} joint-on-bone {out['joint_on_bone']:.3f} "
-        f"foreign {out['foreign_recall']:.3f} air-as-soft {out['air_as_soft']:.3f}"
-    )
+    print(_summary("all", a))
+    out = dict(zip((k for k, _ in METRICS), a.mean(axis=0).tolist(), strict=True))
     return out
 
 
