@@ -20,9 +20,8 @@ from calcimg.evaluation import (
     froc_points,
     score_image,
 )
-from scripts_mod import load_script
+from scripts_mod import REPO, load_script
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_dicoms"
 
 
