@@ -67,6 +67,33 @@ def test_metal_disc_is_a_confounder_and_foreign() -> None:
     assert amap.labels[450, 400] == Region.FOREIGN
 
 
+@pytest.mark.parametrize("min_density", [1.0, 0.0])
+def test_an_edge_enhanced_dense_deposit_is_not_metal(min_density: float) -> None:
+    # a 2 mm deposit whose peak lies half-way from the soft tissue to the cortex, and a
+    # metal disc, under strong edge enhancement (v + 1.0 (v - G_2mm v), as a vendor's
+    # processing): the overshoot lifts the deposit far above its own surroundings, as
+    # far as metal stands above a plain film's, but not above the (equally lifted) cortex
+    sp = 0.2
+    ph = make_phantom(sp, metal=(90.0, 80.0, 2.0))
+    px = ph.radiograph.pixels.astype(np.float32)
+    soft = float(np.median(px[ph.body & ~ph.bone]))
+    cortex = float(np.percentile(px[ph.bone], 95))
+    rr, cc = np.mgrid[: px.shape[0], : px.shape[1]] * sp
+    d2 = (rr - 30.0) ** 2 + (cc - 25.0) ** 2
+    around = float(np.median(px[(d2 > 25.0) & (d2 < 64.0)]))
+    peak = soft + 0.5 * (cortex - soft)
+    px += (peak - around) * np.sqrt(np.maximum(4.0 - d2, 0.0)) / 2.0
+    px = np.clip(px + 1.0 * (px - cv2.GaussianBlur(px, (0, 0), 2.0 / sp)), 0, 4095)
+    amap = map_anatomy(film_of(px, sp), params=AnatomyParams(metal_min_density=min_density))
+    on_deposit = amap.labels[d2 <= 4.0] == Region.FOREIGN
+    assert (amap.labels[ph.metal] == Region.FOREIGN).all()
+    if min_density:
+        assert not on_deposit.any()
+        assert [c.kind for c in amap.confounders] == ["metal"]
+    else:  # without the density test the enhanced deposit is metal
+        assert on_deposit.all()
+
+
 def test_region_maps_are_the_same_at_half_the_spacing() -> None:
     a = map_anatomy(make_phantom(0.2).radiograph, params=AnatomyParams())
     b = map_anatomy(make_phantom(0.1).radiograph, params=AnatomyParams())

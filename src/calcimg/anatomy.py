@@ -229,6 +229,16 @@ class AnatomyParams:
     marker_max_solidity: float = 0.9
     """Over the body, a marker is letter-shaped: its area is at most this fraction of its
     convex hull's (a metal disc or a filling is solid)."""
+    metal_min_density: float = 1.0
+    """Metal is denser than bone (``DOMAIN.md``): an object inside the body whose plateau
+    (90th percentile) lies below this fraction of the way from the soft tissue to the
+    film's cortex (95th percentile of its large bones) is no foreign body (0 = off).
+    A dense calcification is below the cortex; edge enhancement lifts it far above its
+    own surroundings (contrast), not above the cortex, which it lifts as well."""
+    metal_density_headroom: float = 0.25
+    """``metal_min_density`` applies only when the film's densest level lies at least
+    this many (cortex - soft tissue) contrasts above the cortex: room for metal to be
+    denser. Films whose processing compresses the top of the range have none."""
     metal_flat_below: float = 2.0
     metal_min_plateau: float = 0.7
     """Metal below ``metal_flat_below`` contrast units must be flat-topped: this fraction
@@ -309,6 +319,8 @@ class AnatomyParams:
         check_range("anatomy.marker_min_aspect", self.marker_min_aspect, 0.0, 1.0)
         check_range("anatomy.marker_min_saturated", self.marker_min_saturated, 0.0, 1.0)
         check_range("anatomy.marker_max_solidity", self.marker_max_solidity, 0.0, 1.0)
+        check_range("anatomy.metal_min_density", self.metal_min_density, 0.0, 100.0)
+        check_range("anatomy.metal_density_headroom", self.metal_density_headroom, 0.0, 100.0)
         check_range("anatomy.metal_flat_below", self.metal_flat_below, 0.0, 100.0)
         check_range("anatomy.metal_min_plateau", self.metal_min_plateau, 0.0, 1.0)
         check_range("anatomy.text_glyph_min_mm2", self.text_glyph_min_mm2, 0.0, 1e3)

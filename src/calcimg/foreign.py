@@ -8,7 +8,7 @@ calcification").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -67,6 +67,8 @@ class _Levels:
     exposed range (films whose 'soft tissue' is mostly unexposed film have none)."""
     air: float | None
     """Median outside the body (None when the film has no air)."""
+    cortex: float | None
+    """95th percentile of the large bones: the cortex (None when the film has no bone)."""
 
 
 def _levels(
@@ -90,7 +92,23 @@ def _levels(
     unit = max(bone_l - soft, p.foreign_unit_floor * rng)
     outside = ~body & ~collim
     air = float(np.median(img[outside])) if outside.sum() * st * st >= 50 else None
-    return _Levels(top=top, soft=soft, bone=bone_l, unit=unit, air=air)
+    return _Levels(top=top, soft=soft, bone=bone_l, unit=unit, air=air, cortex=None)
+
+
+def _cortex(img: np.ndarray, bone: np.ndarray, lv: _Levels, headroom: float) -> float | None:
+    """The cortex level: 95th percentile of the large bones without the foreign seeds
+    (a filling or a screw inside a bone is not its cortex). None without bone, or when
+    the film's densest level is less than ``headroom`` x (cortex - soft tissue) above
+    it: processing has compressed the top of the range, and metal there is no denser
+    than bone (a dental panoramic's fillings are 0.95 of the way to its cortex)."""
+    st = max(1, int(np.sqrt(img.size / 100_000)))  # a regular subsample, as _levels
+    v = img[::st, ::st][bone[::st, ::st]]
+    if not v.size:
+        return None
+    cortex = float(np.percentile(v, 95))
+    if cortex <= lv.soft or lv.top - cortex < headroom * (cortex - lv.soft):
+        return None
+    return cortex
 
 
 def _candidates(
@@ -183,6 +201,9 @@ class _Object:
     length_mm: float
     contrast: float
     """Object (90th percentile) minus its surrounding ring (median), in level units."""
+    density: float | None
+    """Object (90th percentile) from the soft tissue (0) to the cortex (1); None when
+    the film has no bone."""
     inside: float
     """Fraction of the object inside the body."""
     at_edge: bool
@@ -268,6 +289,7 @@ def _measure(
         thickness_mm=thick,
         length_mm=length,
         contrast=(level - ring_level) / lv.unit,
+        density=None if lv.cortex is None else (level - lv.soft) / (lv.cortex - lv.soft),
         inside=inside,
         at_edge=at_edge,
         on_border=bool(touches_border),
@@ -305,7 +327,23 @@ def _kind(o: _Object, p: AnatomyParams) -> str | None:
         return "marker"
     if o.contrast < p.metal_flat_below and o.plateau < p.metal_min_plateau:
         return None  # a graded bright bone tip, not a flat-topped piece of metal
+    if _below_cortex(o, p):
+        return None  # a dense calcification (a phlebolith), lifted by edge enhancement
     return "metal"
+
+
+def _below_cortex(o: _Object, p: AnatomyParams) -> bool:
+    """Inside the body, less dense than ``metal_min_density`` of the way to the film's
+    cortex and below lead's contrast (``marker_min_contrast``; a lead letter on thin
+    tissue can be less dense than the cortex): metal is denser than bone, a
+    calcification is not."""
+    return (
+        p.metal_min_density > 0
+        and o.inside > 0.5
+        and o.contrast < p.marker_min_contrast
+        and o.density is not None
+        and o.density < p.metal_min_density
+    )
 
 
 def find_foreign(
@@ -361,6 +399,8 @@ def find_foreign(
     fr, fc = film_shape[0] / h, film_shape[1] / w
     lv = _levels(img, body, bone, collim, p)
     seeds = _candidates(img, body, collim, lv, sp, p)
+    if p.metal_min_density > 0:
+        lv = replace(lv, cortex=_cortex(img, bone & ~seeds, lv, p.metal_density_headroom))
     foreign = np.zeros((h, w), dtype=bool)
     confounders: list[Confounder] = []
     if seeds.any():
@@ -382,7 +422,8 @@ def find_foreign(
             if o is None:
                 continue
             kind = _kind(o, p)
-            if kind is None and o.contrast >= p.foreign_min_contrast and not o.at_edge:
+            speck = o.contrast >= p.foreign_min_contrast and not o.at_edge
+            if kind is None and speck and not _below_cortex(o, p):
                 # specks too small to list are still never findings
                 foreign[o.window] |= o.mask
             if kind is not None:
