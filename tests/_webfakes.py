@@ -181,12 +181,23 @@ def read(path: Path) -> Dataset:
 
 
 def free_port() -> int:
-    import socket
+    return free_ports(1)[0]
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports: every socket stays bound until all are
+    chosen, so two calls in a row cannot hand out the same port (a server started on
+    one would then make the other's fail to bind)."""
+    import socket
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(n):
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 class LiveServer:

@@ -11,7 +11,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from _webfakes import fake_stages, free_port, make_cr
+from _webfakes import fake_stages, free_port, free_ports, make_cr
 from calcimg.dicomnode import DicomNode, Forwarder, parse_destination
 from calcimg.errors import ConfigError
 from calcimg.web.service import Service
@@ -207,7 +207,7 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
     import time
     import urllib.request
 
-    web_port, dicom_port = free_port(), free_port()
+    web_port, dicom_port = free_ports(2)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     env = dict(os.environ)
@@ -233,7 +233,10 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
                 assert results() == []
                 break
             except OSError:
-                assert server.poll() is None, "calcimg serve exited"
+                # on exit, its stderr says why (uvicorn exits 3 when it cannot bind)
+                exited = server.poll() is not None
+                err = server.stderr.read() if exited and server.stderr else ""
+                assert not exited, f"calcimg serve exited ({server.returncode}): {err}"
                 assert time.monotonic() < deadline, "calcimg serve did not start"
                 time.sleep(0.2)
         p = _dcmtk("echoscu", "-aec", "EDNODE", "127.0.0.1", str(dicom_port))
