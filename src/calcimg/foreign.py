@@ -68,15 +68,20 @@ class _Levels:
     air: float | None
     """Median outside the body (None when the film has no air)."""
     cortex: float | None
-    """95th percentile of the large bones: the cortex (None when the film has no bone)."""
+    """The cortex (:func:`_cortex`, set once the seeds are known); None when the film has
+    no bone or no headroom above it, or ``metal_min_density`` is off."""
+
+
+def _sample_step(img: np.ndarray) -> int:
+    """Stride of a regular subsample of at most ~100k pixels of ``img``: percentiles of a
+    film's hundreds of thousands of grid pixels cost more than the rest of this stage."""
+    return max(1, int(np.sqrt(img.size / 100_000)))
 
 
 def _levels(
     img: np.ndarray, body: np.ndarray, bone: np.ndarray, collim: np.ndarray, p: AnatomyParams
 ) -> _Levels:
-    # levels from a regular subsample of at most ~100k pixels: medians of a film's
-    # hundreds of thousands of grid pixels cost more than the rest of this stage
-    st = max(1, int(np.sqrt(img.size / 100_000)))
+    st = _sample_step(img)
     img, body, bone, collim = (
         img[::st, ::st],
         body[::st, ::st],
@@ -95,14 +100,16 @@ def _levels(
     return _Levels(top=top, soft=soft, bone=bone_l, unit=unit, air=air, cortex=None)
 
 
-def _cortex(img: np.ndarray, bone: np.ndarray, lv: _Levels, headroom: float) -> float | None:
+def _cortex(
+    img: np.ndarray, bone: np.ndarray, seeds: np.ndarray, lv: _Levels, headroom: float
+) -> float | None:
     """The cortex level: 95th percentile of the large bones without the foreign seeds
     (a filling or a screw inside a bone is not its cortex). None without bone, or when
     the film's densest level is less than ``headroom`` x (cortex - soft tissue) above
     it: processing has compressed the top of the range, and metal there is no denser
     than bone (a dental panoramic's fillings are 0.95 of the way to its cortex)."""
-    st = max(1, int(np.sqrt(img.size / 100_000)))  # a regular subsample, as _levels
-    v = img[::st, ::st][bone[::st, ::st]]
+    st = _sample_step(img)
+    v = img[::st, ::st][bone[::st, ::st] & ~seeds[::st, ::st]]
     if not v.size:
         return None
     cortex = float(np.percentile(v, 95))
@@ -400,7 +407,7 @@ def find_foreign(
     lv = _levels(img, body, bone, collim, p)
     seeds = _candidates(img, body, collim, lv, sp, p)
     if p.metal_min_density > 0:
-        lv = replace(lv, cortex=_cortex(img, bone & ~seeds, lv, p.metal_density_headroom))
+        lv = replace(lv, cortex=_cortex(img, bone, seeds, lv, p.metal_density_headroom))
     foreign = np.zeros((h, w), dtype=bool)
     confounders: list[Confounder] = []
     if seeds.any():
