@@ -13,7 +13,9 @@ import pytest
 
 from calcimg.ingest import read_radiograph
 from calcimg.synth import SCENARIOS, generate, write_sample
+from calcimg.synth.anatomies import ANATOMIES, HELD_OUT_ANATOMIES, build_template
 from calcimg.synth.dicomout import TRANSFER_SYNTAXES
+from calcimg.synth.generate import HELD_OUT_SCENARIOS
 from calcimg.synth.scene import BONE, FOREIGN, JOINT, SOFT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,6 +139,147 @@ def test_written_sample_reads_back_through_ingest(tmp_path: Path) -> None:
     # canonical pixels are the generated ones up to an affine map (MONOCHROME1 inverted)
     r = np.corrcoef(rg.pixels.ravel(), s.pixels.ravel().astype(np.float32))[0, 1]
     assert r > 0.999
+
+
+# ------------------------------------------------------------------ held-out anatomies
+
+HELD_OUT = list(HELD_OUT_ANATOMIES)
+HELD_OUT_SMALL = 600
+
+
+def _check_in_body(s: Any) -> None:
+    """Every lesion lies inside the body outline (no background pixel under it)."""
+    for les in s.truth["lesions"]:
+        region = s.labels[s.lesion_mask == les["id"]]
+        assert region.size and not (region == 0).any(), les
+
+
+@pytest.mark.parametrize("anatomy", HELD_OUT, ids=HELD_OUT)
+def test_held_out_anatomy_generates_with_its_own_scenarios(anatomy: str) -> None:
+    """Forced without a scenario, a held-out anatomy draws only its own scenarios; bone,
+    soft tissue and joint spaces are all present and lesions lie on soft tissue."""
+    scenarios = set()
+    for seed in range(40, 48):
+        s = generate(seed, max_side_px=HELD_OUT_SMALL, anatomy=anatomy)
+        assert s.anatomy == s.truth["anatomy"] == anatomy
+        assert s.scenario in HELD_OUT_SCENARIOS[anatomy]
+        scenarios.add(s.scenario)
+        assert {SOFT, BONE, JOINT} <= set(np.unique(s.labels).tolist())
+        assert s.truth["joints"], "no joint space rendered"
+        _check_truth_geometry(s)
+        _check_in_body(s)
+    assert len(scenarios) >= 3, scenarios
+
+
+HELD_OUT_POSITIVE = [(a, sc) for a in HELD_OUT for sc in HELD_OUT_SCENARIOS[a] if sc != "negative"]
+
+
+@pytest.mark.parametrize(
+    ("anatomy", "scenario"), HELD_OUT_POSITIVE, ids=[f"{a}-{sc}" for a, sc in HELD_OUT_POSITIVE]
+)
+def test_held_out_lesions_lie_on_soft_tissue(anatomy: str, scenario: str) -> None:
+    seen = 0
+    for seed in (11, 12):
+        s = generate(seed, max_side_px=HELD_OUT_SMALL, anatomy=anatomy, scenario=scenario)
+        assert s.truth["flag"] == bool(s.truth["lesions"])
+        _check_truth_geometry(s)
+        _check_in_body(s)
+        seen += len(s.truth["lesions"])
+    assert seen > 0, f"no {scenario} lesion could be placed on {anatomy} in 2 small films"
+
+
+@pytest.mark.parametrize("anatomy", HELD_OUT, ids=HELD_OUT)
+def test_every_scenario_and_confounder_runs_on_held_out_anatomies(anatomy: str) -> None:
+    """Scenarios outside the anatomy's list (forced) and every confounder kind still run:
+    no template assumption (a named joint, finger tips, a phlebolith zone) is required."""
+    force = (
+        "marker",
+        "text",
+        "collimation",
+        "skin_fold",
+        "sesamoid",
+        "bone_island",
+        "osteophyte",
+        "heterotopic_ossification",
+        "metal",
+    )
+    for i, scenario in enumerate(SCENARIOS):
+        s = generate(30 + i, max_side_px=400, anatomy=anatomy, scenario=scenario, force=force)
+        assert s.scenario == scenario
+        _check_truth_geometry(s)
+        _check_in_body(s)
+    kinds = {c["kind"] for c in s.truth["confounders"]}
+    assert {"marker", "metal", "sesamoid"} <= kinds, kinds
+
+
+@pytest.mark.parametrize("anatomy", HELD_OUT, ids=HELD_OUT)
+def test_held_out_same_seed_same_sample(anatomy: str) -> None:
+    a = generate(9, max_side_px=HELD_OUT_SMALL, anatomy=anatomy)
+    b = generate(9, max_side_px=HELD_OUT_SMALL, anatomy=anatomy)
+    assert np.array_equal(a.pixels, b.pixels)
+    assert np.array_equal(a.lesion_mask, b.lesion_mask)
+    assert np.array_equal(a.labels, b.labels)
+    assert a.truth == b.truth
+
+
+# seed -> what the seed drew before the held-out anatomies existed (max_side_px=900)
+OLD_DRAWS = {
+    1000: ("leg_ap", "phlebolith", 5, (898, 412), 0.402, "rle"),
+    1002: ("knee_lat", "chondrocalcinosis_cppd", 1, (898, 804), 0.283, "jpeg2000"),
+    1004: ("pelvis_ap", "synovial_chondromatosis", 1, (812, 900), 0.408, "jpeg2000"),
+    1007: ("hand_pa", "chondrocalcinosis_cppd", 1, (900, 716), 0.292, "jpeg2000"),
+    1013: ("knee_ap", "calcinosis_universalis", 1, (900, 690), 0.308, "jpeg_lossless_sv1"),
+}
+
+
+@pytest.mark.parametrize("seed", list(OLD_DRAWS), ids=[str(k) for k in OLD_DRAWS])
+def test_held_out_anatomies_leave_old_draws_unchanged(seed: int) -> None:
+    """The held-out templates are outside ANATOMIES and SCENARIOS, so an old seed draws
+    the same anatomy, scenario, size, spacing and syntax as before they were added."""
+    before = generate(seed, max_side_px=900)
+    generate(seed, max_side_px=900, anatomy="chest_pa")  # no state leaks between calls
+    s = generate(seed, max_side_px=900)
+    got = (
+        s.anatomy,
+        s.scenario,
+        len(s.truth["lesions"]),
+        s.pixels.shape,
+        s.spacing_mm,
+        s.options.transfer_syntax,
+    )
+    assert got == OLD_DRAWS[seed]
+    assert np.array_equal(before.pixels, s.pixels) and before.truth == s.truth
+
+
+def test_forced_old_anatomy_draws_unchanged() -> None:
+    s = generate(7, max_side_px=600, anatomy="hand_pa")
+    assert (s.scenario, s.pixels.shape, s.spacing_mm, s.options.transfer_syntax) == (
+        "tumoral_calcinosis",
+        (600, 492),
+        0.409,
+        "jpeg_ls",
+    )
+    s = generate(8, max_side_px=600, anatomy="pelvis_ap")
+    assert (s.scenario, s.pixels.shape, s.spacing_mm, s.options.transfer_syntax) == (
+        "dystrophic",
+        (510, 598),
+        0.612,
+        "explicit_le",
+    )
+
+
+def test_held_out_anatomies_are_never_drawn_unforced() -> None:
+    assert not set(HELD_OUT_ANATOMIES) & set(ANATOMIES)
+    for _weight, anatomies in SCENARIOS.values():
+        assert not set(anatomies) & set(HELD_OUT_ANATOMIES)
+    assert set(HELD_OUT_SCENARIOS) == set(HELD_OUT_ANATOMIES)
+    for allowed in HELD_OUT_SCENARIOS.values():
+        assert set(allowed) <= set(SCENARIOS)
+
+
+def test_unknown_anatomy_lists_the_held_out_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown anatomy 'foot_ap'.*held-out.*foot_dp"):
+        build_template("foot_ap", np.random.default_rng(0))
 
 
 # ----------------------------------------------------------------------- sample_dicoms

@@ -26,7 +26,14 @@ from calcimg.synth.geometry import Placement, bbox_of
 from calcimg.synth.physics import expose
 from calcimg.synth.scene import FOREIGN, Scene, render_scene
 
-__all__ = ["SCENARIOS", "TRUTH_SCHEMA", "Sample", "generate", "write_sample"]
+__all__ = [
+    "HELD_OUT_SCENARIOS",
+    "SCENARIOS",
+    "TRUTH_SCHEMA",
+    "Sample",
+    "generate",
+    "write_sample",
+]
 
 TRUTH_SCHEMA = "calcimg.truth/1"
 
@@ -61,6 +68,48 @@ SCENARIOS: dict[str, tuple[float, tuple[str, ...]]] = {
     "calcinosis_circumscripta": (0.05, ("hand_pa",)),
     "calcinosis_universalis": (0.04, ("leg_ap", "elbow_ap", "knee_ap", "shoulder_ap")),
     "iatrogenic": (0.03, ("hand_pa", "elbow_ap", "ankle_lat")),
+}
+
+# Held-out anatomies (anatomies.HELD_OUT_ANATOMIES, one entry each) are never drawn
+# from SCENARIOS: adding them there would change the draws of every existing seed. When
+# one is forced without a scenario, the scenario is drawn with the SCENARIOS weights
+# among these only (DOMAIN.md):
+# - foot_dp: vascular (medial arterial calcification of the pedal arteries with diabetes
+#   and dialysis), calcinosis circumscripta (limited to an extremity: the toe pulps),
+#   iatrogenic (heel sticks), dystrophic and metastatic (periarticular deposits in renal
+#   failure); no large joint for tumoral calcinosis or chondromatosis, and CPPD's sites
+#   (knee, wrist, symphysis) are not in the field.
+# - forearm_ap: vascular (radial and ulnar arteries in dialysis), calcinosis universalis
+#   (sheet-like along the fascial planes of the limbs in dermatomyositis), iatrogenic
+#   (calcium extravasated from an IV line), dystrophic, metastatic; the elbow and wrist
+#   are only partly in the field, so no joint-centred scenario.
+# - chest_pa: dystrophic, metastatic (metastatic calcification in renal failure),
+#   vascular (aortic, axillary and chest-wall arteries), calcinosis universalis (chest
+#   wall and axilla); the shoulders sit at the film's corners, cut by the edge.
+HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
+    "foot_dp": (
+        "negative",
+        "dystrophic",
+        "metastatic",
+        "vascular_arterial",
+        "calcinosis_circumscripta",
+        "iatrogenic",
+    ),
+    "forearm_ap": (
+        "negative",
+        "dystrophic",
+        "metastatic",
+        "vascular_arterial",
+        "calcinosis_universalis",
+        "iatrogenic",
+    ),
+    "chest_pa": (
+        "negative",
+        "dystrophic",
+        "metastatic",
+        "vascular_arterial",
+        "calcinosis_universalis",
+    ),
 }
 
 NORMAL_LABS = {
@@ -370,7 +419,9 @@ def generate(
     max_side_px : int
         Longest image side; small values (tests) raise the spacing above 0.2 mm.
     anatomy, scenario, transfer_syntax : str, optional
-        Force a choice (else drawn from the seed).
+        Force a choice (else drawn from the seed). The held-out anatomies
+        (``foot_dp``, ``forearm_ap``, ``chest_pa``) are only generated when forced;
+        their scenario is then drawn among :data:`HELD_OUT_SCENARIOS`.
     force : sequence of str
         Confounder kinds to include for certain ("marker", "text", "collimation",
         "skin_fold", "sesamoid", "bone_island", "osteophyte",
@@ -382,11 +433,18 @@ def generate(
         Shrinks the field of view around the anatomy's centre (smaller files).
     """
     rng = np.random.default_rng([seed, 20261121])
-    names = list(SCENARIOS)
-    w = np.array([SCENARIOS[n][0] for n in names])
-    scen = scenario or names[int(rng.choice(len(names), p=w / w.sum()))]
-    opts = SCENARIOS[scen][1]
-    anat = anatomy or opts[int(rng.integers(len(opts)))]
+    if anatomy is not None and anatomy in HELD_OUT_SCENARIOS:
+        # a separate branch so that the draws for the other anatomies stay as they were
+        names = list(HELD_OUT_SCENARIOS[anatomy])
+        w = np.array([SCENARIOS[n][0] for n in names])
+        scen = scenario or names[int(rng.choice(len(names), p=w / w.sum()))]
+        anat = anatomy
+    else:
+        names = list(SCENARIOS)
+        w = np.array([SCENARIOS[n][0] for n in names])
+        scen = scenario or names[int(rng.choice(len(names), p=w / w.sum()))]
+        opts = SCENARIOS[scen][1]
+        anat = anatomy or opts[int(rng.integers(len(opts)))]
     template = build_template(anat, rng)
     scale = float(rng.uniform(0.9, 1.1))
     fov = (
@@ -406,8 +464,12 @@ def generate(
         float(rng.uniform(-6, 6)),
     )
     scene = render_scene(template, where, shape, rng)
-    laterality = "L" if rng.random() < 0.5 else "R"
-    flip = anat != "pelvis_ap" and rng.random() < 0.5
+    laterality: str | None = "L" if rng.random() < 0.5 else "R"
+    if anat == "chest_pa":
+        laterality = None  # a chest film has no side
+    # the pelvis and the chest are shown in one orientation (the heart on the film's
+    # right, the patient's left)
+    flip = anat not in ("pelvis_ap", "chest_pa") and rng.random() < 0.5
     confs: list[dict[str, Any]] = []
     confs += cf.overlaps(scene)
     forced = {f.split(":")[0] for f in force}
@@ -435,6 +497,8 @@ def generate(
         kinds = ["pin", "clips", "button", "bracelet", "zip"] + (
             ["ring", "ring"] if anat == "hand_pa" else []
         )
+        if anat == "chest_pa":
+            kinds = ["pin", "clips", "button", "zip"]  # no bracelet on a chest film
         kind = kinds[int(rng.integers(len(kinds)))]
         confs += cf.add_metal(scene, rng, metal_kind or kind)
     if want("skin_fold", 0.15):
