@@ -29,7 +29,7 @@ import numpy as np
 
 from calcimg.anatomy import Region, map_anatomy
 from calcimg.config import load_config
-from calcimg.detect import _logistic, candidates
+from calcimg.detect import candidates, confidence
 from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
@@ -65,7 +65,7 @@ def main() -> None:
             (
                 candidate_as_finding(bbox, particles),
                 feats,
-                _logistic(cfg.detect.confidence_weights, feats),
+                confidence(cfg.detect, feats),
             )
             for bbox, particles, feats in found
         ]

@@ -247,9 +247,14 @@ def main() -> None:
     )
     if a.cv > 1:
         cross_validate(x, y, hits, img_of, n_img, n_les, a.cv, a.fp_per_image)
+    # the fitted rows' range: detect clips every candidate's features to it, so that a film
+    # unlike these (other anatomy, vendor) cannot take the linear score past what the fit saw
+    xa = np.vstack([x, xr])
     print("[detect]")
     print("confidence_weights = [" + ", ".join(f"{v:.4f}" for v in w) + "]")
     print(f"min_confidence = {best:.2f}")
+    print("feature_min = [" + ", ".join(f"{v:.4f}" for v in xa.min(axis=0)) + "]")
+    print("feature_max = [" + ", ".join(f"{v:.4f}" for v in xa.max(axis=0)) + "]")
 
 
 if __name__ == "__main__":

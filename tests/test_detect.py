@@ -10,7 +10,7 @@ import pytest
 
 from calcimg.anatomy import map_anatomy
 from calcimg.config import load_config
-from calcimg.detect import Detection, Detections, DetectParams, detect
+from calcimg.detect import FEATURE_NAMES, Detection, Detections, DetectParams, confidence, detect
 from calcimg.errors import ConfigError
 from calcimg.radiograph import Radiograph
 from phantoms import make_phantom
@@ -165,12 +165,44 @@ def test_rg3_no_finding_on_marker_or_bone_lesion() -> None:
         ({"grow_cnr": 6.0, "seed_cnr": 5.0}, r"detect\.grow_cnr = 6\.0 is out of range"),
         ({"min_confidence": 1.5}, r"detect\.min_confidence = 1\.5 is out of range"),
         ({"confidence_weights": (1.0, 2.0)}, r"confidence_weights: expected \d+ values"),
+        ({"feature_min": (0.0,) * 13}, r"feature_min, feature_max: expected both empty"),
+        (
+            {"feature_min": (1.0,) * 13, "feature_max": (0.0,) * 13},
+            r"expected min <= max, found min > max for log_cnr_max",
+        ),
     ],
-    ids=["negative-cnr", "grow-above-seed", "confidence-above-one", "weights-length"],
+    ids=[
+        "negative-cnr",
+        "grow-above-seed",
+        "confidence-above-one",
+        "weights-length",
+        "range-length",
+        "range-order",
+    ],
 )
 def test_params_are_validated(overrides: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         DetectParams(**overrides)  # type: ignore[arg-type]
+
+
+def test_confidence_does_not_extrapolate_past_the_fitted_range() -> None:
+    # a film unlike the fitted ones (session 14: a simulated chest whose soft-tissue and
+    # bone levels nearly coincide) gave background_rel 14; clipped, it counts as the most
+    # the fit saw, not five times more
+    p = load_config().detect
+    assert p.feature_min, "models/params.toml carries the fitted range"
+    i = FEATURE_NAMES.index("background_rel")
+    feats = {
+        n: (lo + hi) / 2
+        for n, lo, hi in zip(FEATURE_NAMES, p.feature_min, p.feature_max, strict=True)
+    }
+    at_max = confidence(p, {**feats, "background_rel": p.feature_max[i]})
+    beyond = {**feats, "background_rel": 14.0}
+    assert confidence(p, beyond) == at_max
+    unclipped = dataclasses.replace(p, feature_min=(), feature_max=())
+    assert confidence(unclipped, beyond) > at_max + 0.05
+    # inside the range the clip changes nothing
+    assert confidence(p, feats) == confidence(unclipped, feats)
 
 
 def test_set_override_reaches_detect_params() -> None:

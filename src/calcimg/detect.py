@@ -36,7 +36,7 @@ from calcimg.imageops import sample as _sample
 from calcimg.params import check_range
 from calcimg.radiograph import Radiograph
 
-__all__ = ["FEATURE_NAMES", "DetectParams", "Detection", "Detections", "detect"]
+__all__ = ["FEATURE_NAMES", "DetectParams", "Detection", "Detections", "confidence", "detect"]
 
 FEATURE_NAMES = (
     "log_cnr_max",
@@ -115,6 +115,14 @@ class DetectParams:
     min_confidence: float = 0.5
     confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 8
     """Bias then one weight per :data:`FEATURE_NAMES` entry."""
+    feature_min: tuple[float, ...] = ()
+    feature_max: tuple[float, ...] = ()
+    """Range of each :data:`FEATURE_NAMES` entry over the candidates the weights were
+    fitted on (``scripts/tune_detect2.py`` prints it). A candidate's features are clipped
+    to it before the logistic, so that a film unlike the fitted ones cannot take the
+    linear score beyond anything the fit saw: on a simulated chest, whose soft-tissue and
+    bone levels nearly coincide, ``background_rel`` reached 14 against at most 2.8 in the
+    fit, and vertebral texture scored 1.0. Empty: no clipping."""
 
     def __post_init__(self) -> None:
         check_range("detect.grid_mm", self.grid_mm, 0.02, 2.0)
@@ -158,6 +166,27 @@ class DetectParams:
             raise ConfigError(
                 f"detect.confidence_weights: expected {len(FEATURE_NAMES) + 1} values "
                 f"(bias, {', '.join(FEATURE_NAMES)}), found {len(self.confidence_weights)}"
+            )
+        n_min, n_max = len(self.feature_min), len(self.feature_max)
+        if n_min != n_max or n_min not in (0, len(FEATURE_NAMES)):
+            from calcimg.errors import ConfigError
+
+            raise ConfigError(
+                f"detect.feature_min, feature_max: expected both empty or both "
+                f"{len(FEATURE_NAMES)} values ({', '.join(FEATURE_NAMES)}), found "
+                f"{n_min} and {n_max}"
+            )
+        bad = [
+            n
+            for n, lo, hi in zip(FEATURE_NAMES, self.feature_min, self.feature_max, strict=False)
+            if not lo <= hi
+        ]
+        if bad:
+            from calcimg.errors import ConfigError
+
+            raise ConfigError(
+                f"detect.feature_min, feature_max: expected min <= max, found min > max "
+                f"for {', '.join(bad)}"
             )
 
 
@@ -254,8 +283,14 @@ def cnr_map(
     return best, best_res, sigma
 
 
-def _logistic(weights: tuple[float, ...], feats: Mapping[str, float]) -> float:
-    z = weights[0] + sum(wt * feats[n] for wt, n in zip(weights[1:], FEATURE_NAMES, strict=True))
+def confidence(params: DetectParams, feats: Mapping[str, float]) -> float:
+    """The detection confidence of a candidate's features: a logistic function of them,
+    each first clipped to ``params``' fitted range (``feature_min``, ``feature_max``)."""
+    w = params.confidence_weights
+    x = np.array([feats[n] for n in FEATURE_NAMES], dtype=np.float64)
+    if params.feature_min:
+        x = np.clip(x, params.feature_min, params.feature_max)
+    z = w[0] + float(np.dot(w[1:], x))
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
@@ -429,7 +464,7 @@ def _measure(
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
         best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
-        if prune_ok and _logistic(p.confidence_weights, best_case) < p.min_confidence:
+        if prune_ok and confidence(p, best_case) < p.min_confidence:
             found.append((sl, None, feats))  # ranked below, never a finding
             continue
         feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
@@ -531,11 +566,7 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
         Findings with confidence >= ``min_confidence``, strongest first.
     """
     measured, scale, _sp = _measure(radiograph, anatomy, params, prune=True)
-    scored = [
-        (sl, pl, f, _logistic(params.confidence_weights, f))
-        for sl, pl, f in measured
-        if pl is not None
-    ]
+    scored = [(sl, pl, f, confidence(params, f)) for sl, pl, f in measured if pl is not None]
     scored = [t for t in scored if t[3] >= params.min_confidence]
     scored.sort(key=lambda t: -t[3])
     items = []
