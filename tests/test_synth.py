@@ -251,21 +251,18 @@ def test_held_out_anatomies_leave_old_draws_unchanged(seed: int) -> None:
     assert np.array_equal(before.pixels, s.pixels) and before.truth == s.truth
 
 
-def test_forced_old_anatomy_draws_unchanged() -> None:
-    s = generate(7, max_side_px=600, anatomy="hand_pa")
-    assert (s.scenario, s.pixels.shape, s.spacing_mm, s.options.transfer_syntax) == (
-        "tumoral_calcinosis",
-        (600, 492),
-        0.409,
-        "jpeg_ls",
-    )
-    s = generate(8, max_side_px=600, anatomy="pelvis_ap")
-    assert (s.scenario, s.pixels.shape, s.spacing_mm, s.options.transfer_syntax) == (
-        "dystrophic",
-        (510, 598),
-        0.612,
-        "explicit_le",
-    )
+@pytest.mark.parametrize(
+    ("seed", "anatomy", "expected"),
+    [
+        (7, "hand_pa", ("tumoral_calcinosis", (600, 492), 0.409, "jpeg_ls")),
+        (8, "pelvis_ap", ("dystrophic", (510, 598), 0.612, "explicit_le")),
+    ],
+)
+def test_forced_old_anatomy_draws_unchanged(
+    seed: int, anatomy: str, expected: tuple[object, ...]
+) -> None:
+    s = generate(seed, max_side_px=600, anatomy=anatomy)
+    assert (s.scenario, s.pixels.shape, s.spacing_mm, s.options.transfer_syntax) == expected
 
 
 def test_held_out_anatomies_are_never_drawn_unforced() -> None:
