@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from calcimg.anatomy import AnatomyMap, Region
+from calcimg.errors import ConfigError
 from calcimg.imageops import resize as _resize
 from calcimg.imageops import robust_sigma as _robust_sigma
 from calcimg.imageops import sample as _sample
@@ -132,8 +133,6 @@ class DetectParams:
             or len(self.scale_gains) != len(self.scales_mm)
             or len(self.scale_smooth_mm) != len(self.scales_mm)
         ):
-            from calcimg.errors import ConfigError
-
             raise ConfigError(
                 f"detect.scale_gains, scale_smooth_mm: expected one value per scale "
                 f"({len(self.scales_mm)}), found {len(self.scale_gains)}, "
@@ -161,16 +160,12 @@ class DetectParams:
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
         if len(self.confidence_weights) != len(FEATURE_NAMES) + 1:
-            from calcimg.errors import ConfigError
-
             raise ConfigError(
                 f"detect.confidence_weights: expected {len(FEATURE_NAMES) + 1} values "
                 f"(bias, {', '.join(FEATURE_NAMES)}), found {len(self.confidence_weights)}"
             )
         n_min, n_max = len(self.feature_min), len(self.feature_max)
         if n_min != n_max or n_min not in (0, len(FEATURE_NAMES)):
-            from calcimg.errors import ConfigError
-
             raise ConfigError(
                 f"detect.feature_min, feature_max: expected both empty or both "
                 f"{len(FEATURE_NAMES)} values ({', '.join(FEATURE_NAMES)}), found "
@@ -182,8 +177,6 @@ class DetectParams:
             if not lo <= hi
         ]
         if bad:
-            from calcimg.errors import ConfigError
-
             raise ConfigError(
                 f"detect.feature_min, feature_max: expected min <= max, found min > max "
                 f"for {', '.join(bad)}"
