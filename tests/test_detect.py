@@ -15,6 +15,7 @@ from calcimg.errors import ConfigError
 from calcimg.radiograph import Radiograph
 from phantoms import make_phantom
 
+NF = len(FEATURE_NAMES)
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
 
 
@@ -165,9 +166,9 @@ def test_rg3_no_finding_on_marker_or_bone_lesion() -> None:
         ({"grow_cnr": 6.0, "seed_cnr": 5.0}, r"detect\.grow_cnr = 6\.0 is out of range"),
         ({"min_confidence": 1.5}, r"detect\.min_confidence = 1\.5 is out of range"),
         ({"confidence_weights": (1.0, 2.0)}, r"confidence_weights: expected \d+ values"),
-        ({"feature_min": (0.0,) * 13}, r"feature_min, feature_max: expected both empty"),
+        ({"feature_min": (0.0,) * NF}, r"feature_min, feature_max: expected both empty"),
         (
-            {"feature_min": (1.0,) * 13, "feature_max": (0.0,) * 13},
+            {"feature_min": (1.0,) * NF, "feature_max": (0.0,) * NF},
             r"expected min <= max, found min > max for log_cnr_max",
         ),
     ],
@@ -298,3 +299,27 @@ def test_window_sum_matches_the_box_filter_it_replaces_up_to_the_border() -> Non
     padded = cv2.copyMakeBorder(mask.view(np.uint8), h, h, h, h, cv2.BORDER_REFLECT_101)
     for r, c in ((0, 0), (3, 68), (45, 35), (89, 69), (88, 1)):
         assert _window_sum(padded, r, c, k) == box[r, c]
+
+
+def test_bone_prob_is_high_on_the_shaft_and_low_for_a_deposit_beside_it() -> None:
+    from calcimg.bonemodel import bone_field, load_bone_model
+
+    ph = make_phantom(0.2, blobs=((40.0, 25.0, 1.5),))
+    rg = ph.radiograph
+    config = load_config()
+    amap = map_anatomy(rg, params=config.anatomy)
+    field = bone_field(rg, amap, load_bone_model(config.detect.bone_model))
+    rr, cc = np.mgrid[100:500, 0 : rg.shape[1]]
+    shaft = (cc * 0.2 > 46.0) & (cc * 0.2 < 64.0)  # the drawn shaft spans 44-66 mm
+    soft = (cc * 0.2 > 10.0) & (cc * 0.2 < 35.0)
+    assert field.mean_at(rr[shaft], cc[shaft], rg.shape) > 0.9
+    assert field.mean_at(rr[soft], cc[soft], rg.shape) < 0.1
+    (det,) = detect(rg, amap, params=config.detect).items
+    assert 0.0 <= det.features["bone_prob"] < 0.4
+
+
+def test_a_missing_bone_model_names_the_parameter() -> None:
+    rg = make_phantom(0.2, blobs=((40.0, 25.0, 1.5),)).radiograph
+    config = load_config(overrides=["detect.bone_model=no_such_trees.json"])
+    with pytest.raises(ConfigError, match=r"detect\.bone_model = 'no_such_trees\.json'"):
+        detect(rg, map_anatomy(rg, params=config.anatomy), params=config.detect)

@@ -18,7 +18,9 @@ Method (sizes in mm, thresholds in units of the film's own noise):
 4. Findings: particles within ``group_mm`` of each other are one finding (a tram
    track's two walls, a speckled field).
 5. Confidence: a logistic function of measured features (weights fitted on the tune set
-   by ``scripts/tune_detect2.py``); findings below ``min_confidence`` are dropped.
+   by ``scripts/tune_detect2.py``); findings below ``min_confidence`` are dropped. One
+   feature, ``bone_prob``, is the mean over the candidate's pixels of a learned bone
+   probability (:mod:`calcimg.bonemodel`), for bone the anatomy map missed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import cv2
 import numpy as np
 
 from calcimg.anatomy import AnatomyMap, Region
+from calcimg.bonemodel import BoneField, bone_field, load_bone_model
 from calcimg.errors import ConfigError
 from calcimg.imageops import resize as _resize
 from calcimg.imageops import robust_sigma as _robust_sigma
@@ -53,6 +56,7 @@ FEATURE_NAMES = (
     "texture_density",
     "enclosed_fraction",
     "side_spread",
+    "bone_prob",
 )
 """Features the confidence is a logistic function of (weights: bias first, then these)."""
 
@@ -114,7 +118,7 @@ class DetectParams:
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 8
+    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 9
     """Bias then one weight per :data:`FEATURE_NAMES` entry."""
     feature_min: tuple[float, ...] = ()
     feature_max: tuple[float, ...] = ()
@@ -124,6 +128,9 @@ class DetectParams:
     linear score beyond anything the fit saw: on a simulated chest, whose soft-tissue and
     bone levels nearly coincide, ``background_rel`` reached 14 against at most 2.8 in the
     fit, and vertebral texture scored 1.0. Empty: no clipping."""
+    bone_model: str = "bone_trees.json"
+    """The learned bone probability behind the ``bone_prob`` feature
+    (:mod:`calcimg.bonemodel`): a file name in ``models/`` or a path."""
 
     def __post_init__(self) -> None:
         check_range("detect.grid_mm", self.grid_mm, 0.02, 2.0)
@@ -287,7 +294,7 @@ def confidence(params: DetectParams, feats: Mapping[str, float]) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
-_COSTLY = ("enclosed_fraction", "side_spread")
+_COSTLY = ("enclosed_fraction", "side_spread", "bone_prob")
 """Features measured last: a candidate whose confidence cannot reach the cut even at their
 most favourable value (0, when their weights are <= 0) is not measured further."""
 
@@ -405,6 +412,8 @@ def _measure(
     prune_ok = prune and all(weight_of[f] <= 0.0 for f in _COSTLY)
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
+    model = load_bone_model(p.bone_model)
+    field_: BoneField | None = None
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
         if sl is None:
@@ -462,6 +471,9 @@ def _measure(
             continue
         feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
         feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
+        if field_ is None:  # once per film, and only for a film with a candidate to score
+            field_ = bone_field(radiograph, anatomy, model)
+        feats["bone_prob"] = field_.mean_at(ys + sl[0].start, xs + sl[1].start, (h, w))
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
