@@ -42,7 +42,7 @@ import numpy as np
 
 from calcimg.anatomy import AnatomyMap, Region
 from calcimg.errors import ConfigError
-from calcimg.params import models_dir
+from calcimg.params import model_file
 from calcimg.radiograph import Radiograph
 
 __all__ = [
@@ -220,21 +220,6 @@ def _depth(left: list[int], right: list[int]) -> int:
     return max(d)
 
 
-def model_path(name: str) -> Path:
-    """Resolve a model name: a path, or a file name in ``models/``."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    if p.parent == Path("."):
-        q = models_dir() / p.name
-        if q.is_file():
-            return q
-    raise ConfigError(
-        f"parameter detect.bone_model = {name!r}: no such file (looked at {p} and in "
-        f"{models_dir()}); expected a tree model such as 'bone_trees.json'"
-    )
-
-
 def load_bone_model(name: str = "bone_trees.json") -> TreeEnsemble:
     """Load a bone model (cached per path and modification time).
 
@@ -248,7 +233,9 @@ def load_bone_model(name: str = "bone_trees.json") -> TreeEnsemble:
     ConfigError
         Missing file, invalid JSON, or a model that fails :meth:`TreeEnsemble.from_dict`.
     """
-    p = model_path(name).resolve()
+    p = model_file(
+        name, qualname="detect.bone_model", expected="a tree model such as 'bone_trees.json'"
+    ).resolve()
     return _load_cached(str(p), os.stat(p).st_mtime_ns)
 
 

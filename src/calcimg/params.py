@@ -14,7 +14,7 @@ from pathlib import Path
 
 from calcimg.errors import ConfigError
 
-__all__ = ["check_choice", "check_positive", "check_range", "models_dir"]
+__all__ = ["check_choice", "check_positive", "check_range", "model_file", "models_dir"]
 
 
 def check_range(
@@ -69,4 +69,34 @@ def models_dir() -> Path:
     raise ConfigError(
         f"cannot find calcimg's models folder: looked in {packaged} and {repo}; "
         "reinstall calcimg (pip install .) so the wheel carries models/"
+    )
+
+
+def model_file(value: str, *, qualname: str, expected: str) -> Path:
+    """Resolve a parameter that names a file: a path, or a file name in ``models/``.
+
+    Parameters
+    ----------
+    value : str
+        The parameter's value.
+    qualname : str
+        ``section.name`` of the parameter, for the message.
+    expected : str
+        What the file should be, for the message (``"a rule table such as 'rules.toml'"``).
+
+    Raises
+    ------
+    ConfigError
+        Neither the path nor the name in :func:`models_dir` is a file.
+    """
+    p = Path(value)
+    if p.is_file():
+        return p
+    if p.parent == Path("."):
+        q = models_dir() / p.name
+        if q.is_file():
+            return q
+    raise ConfigError(
+        f"parameter {qualname} = {value!r}: no such file (looked at {p} and in "
+        f"{models_dir()}); expected {expected}"
     )

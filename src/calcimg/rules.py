@@ -35,7 +35,7 @@ from typing import Any
 from calcimg.context import ClinicalContext
 from calcimg.describe import Description, Descriptions
 from calcimg.errors import ConfigError
-from calcimg.params import check_range, models_dir
+from calcimg.params import check_range, model_file
 from calcimg.result import Category, CategoryScore, Pattern
 
 __all__ = [
@@ -529,17 +529,7 @@ def parse_table(data: Mapping[str, Any], *, where: str = "rules") -> RuleTable:
 
 def table_path(table: str) -> Path:
     """Resolve ``RulesParams.table``: a path, or a file name in ``models/``."""
-    p = Path(table)
-    if p.is_file():
-        return p
-    if p.parent == Path("."):
-        q = models_dir() / p.name
-        if q.is_file():
-            return q
-    raise ConfigError(
-        f"parameter rules.table = {table!r}: no such file (looked at {p} and in "
-        f"{models_dir()}); expected a rule table such as 'rules.toml'"
-    )
+    return model_file(table, qualname="rules.table", expected="a rule table such as 'rules.toml'")
 
 
 def load_table(table: str = "rules.toml") -> RuleTable:
