@@ -130,7 +130,9 @@ class DetectParams:
     fit, and vertebral texture scored 1.0. Empty: no clipping."""
     bone_model: str = "bone_trees.json"
     """The learned bone probability behind the ``bone_prob`` feature
-    (:mod:`calcimg.bonemodel`): a file name in ``models/`` or a path."""
+    (:mod:`calcimg.bonemodel`): a file name in ``models/`` or a path. The results'
+    parameter hash covers this name, not the file's content (as for ``rules.table``): a
+    retrained model the weights were not refitted for should get a new name."""
 
     def __post_init__(self) -> None:
         check_range("detect.grid_mm", self.grid_mm, 0.02, 2.0)
