@@ -40,10 +40,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from calcimg.anatomy import Region, map_anatomy
+from calcimg.anatomy import AnatomyParams, Region, map_anatomy
 from calcimg.bonemodel import MODEL_FORMAT, PIXEL_FEATURES, TreeEnsemble, pixel_features
 from calcimg.config import load_config
 from calcimg.ingest import read_radiograph
+from train_describe import seed_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "models" / "bone_trees.json"
@@ -52,12 +53,11 @@ SETTINGS = {"max_depth": 4, "max_iter": 200, "learning_rate": 0.1, "random_state
 
 
 def film_samples(
-    path: Path, per_class: int, rng: np.random.Generator
+    path: Path, anatomy: AnatomyParams, per_class: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, bone labels (1/0) and the anatomy map's own bone label for one film."""
-    cfg = load_config()
     rg = read_radiograph(str(path))
-    amap = map_anatomy(rg, params=cfg.anatomy)
+    amap = map_anatomy(rg, params=anatomy)
     feats, _sp = pixel_features(rg, amap, GRID_MM)
     h, w = feats.shape[:2]
     stem = str(path)[: -len(".dcm")]
@@ -112,18 +112,6 @@ def export(model: Any) -> dict[str, Any]:
     return {"baseline": float(np.ravel(model._baseline_prediction)[0]), "trees": trees}
 
 
-def seeds_of(paths: list[Path]) -> str:
-    """The films' seeds as compact ranges (``8000-8079``)."""
-    nums = sorted({int(m.group(1)) for p in paths if (m := re.search(r"(\d+)$", p.stem))})
-    out: list[str] = []
-    for n in nums:
-        if out and n == int(out[-1].split("-")[-1]) + 1:
-            out[-1] = f"{out[-1].split('-')[0]}-{n}"
-        else:
-            out.append(str(n))
-    return ",".join(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     from sklearn import __version__ as sklearn_version
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -137,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         raise SystemExit(f"no NAME.dcm in {', '.join(map(str, args.folders))}")
     rng = np.random.default_rng(0)
+    anatomy = load_config().anatomy
     parts = []
     for k, p in enumerate(paths):
-        parts.append(film_samples(p, args.per_class, rng))
+        parts.append(film_samples(p, anatomy, args.per_class, rng))
         print(f"\r{k + 1}/{len(paths)} films", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     half = np.concatenate([np.full(len(x), k % 2) for k, (x, _y, _m) in enumerate(parts)])
@@ -165,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "script": "scripts/train_bone.py",
             "folders": [str(f) for f in args.folders],
-            "seeds": seeds_of(paths),
+            # a film and its vendor copy share a seed (the number ending its name)
+            "seeds": seed_ranges(
+                list({int(m.group(1)) for p in paths if (m := re.search(r"(\d+)$", p.stem))})
+            ),
             "films": len(paths),
             "pixels": int(len(y)),
             "per_class": args.per_class,
