@@ -5,9 +5,10 @@ of a knee AP, a vertebra behind the mediastinum, small bones of the hand and foo
 bone's texture and margins reach the detector as soft-tissue candidates, and these are
 its commonest false findings. This module estimates, for any pixel, the probability that
 it lies on bone from local intensity and shape measures on a coarse grid (``grid_mm`` of
-the model, 0.5 mm), with a small ensemble of regression trees (gradient boosting, depth
-3) trained by ``scripts/train_bone.py`` on simulated films' truth anatomy. The detector
-uses the mean over a candidate's pixels as one confidence feature (``bone_prob``).
+the model, 0.5 mm), with a small ensemble of regression trees (gradient boosting, 200
+trees of depth 4) trained by ``scripts/train_bone.py`` on simulated films' truth anatomy.
+The detector uses the mean over a candidate's pixels as one confidence feature
+(``bone_prob``).
 
 The trees are stored as plain arrays in ``models/bone_trees.json`` (with the training
 seeds and the accuracy measured when they were written) and evaluated here with numpy: no
