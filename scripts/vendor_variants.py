@@ -18,10 +18,13 @@ back after):
   edge);
 - ``mixed``: per film, a random draw (seeded by ``--seed`` and the film's name) of gamma
   in [0.6, 1.4], unsharp amount in [0, 1.2] at sigma [1, 3] mm, and extra noise in [0,
-  1] x the film's noise; each applied with probability 0.6.
+  1] x the film's noise; each applied with probability 0.6;
+- ``strong``: per film, always edge enhancement, amount in [0.5, 2.0] at sigma [1, 4]
+  mm (some systems' frequency processing is stronger than ``unsharp``), with gamma in
+  [0.6, 1.4] and extra noise in [0, 1] x the film's noise each with probability 0.5.
 
-Use ``mixed`` on fitting sets only (tune, tune2), the fixed kinds to score development
-sets. Pixels are written uncompressed (Explicit VR Little Endian), same bits stored.
+Use ``mixed`` and ``strong`` on fitting sets only (tune, tune2, the bone model's films),
+the fixed kinds to score development sets. Pixels are written uncompressed (Explicit VR Little Endian), same bits stored.
 
     PYTHONPATH=src python scripts/vendor_variants.py /work/data/dev /work/data/dev_gamma \
         --kind gamma
@@ -42,7 +45,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from calcimg.imageops import robust_sigma
 
-KINDS = ("noise", "gamma", "unsharp", "mixed")
+KINDS = ("noise", "gamma", "unsharp", "mixed", "strong")
 TRUTH_SUFFIXES = (".truth.json", ".mask.png", ".anatomy.png")
 
 
@@ -90,6 +93,14 @@ def settings(kind: str, name: str, seed: int) -> tuple[dict[str, float], np.rand
     if kind == "unsharp":
         return {"unsharp": 1.0, "unsharp_mm": 2.0}, rng
     s: dict[str, float] = {}
+    if kind == "strong":
+        s["unsharp"] = float(rng.uniform(0.5, 2.0))
+        s["unsharp_mm"] = float(rng.uniform(1.0, 4.0))
+        if rng.random() < 0.5:
+            s["gamma"] = float(rng.uniform(0.6, 1.4))
+        if rng.random() < 0.5:
+            s["noise"] = float(rng.uniform(0.0, 1.0))
+        return s, rng
     if rng.random() < 0.6:
         s["gamma"] = float(rng.uniform(0.6, 1.4))
     if rng.random() < 0.6:
