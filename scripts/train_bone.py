@@ -15,15 +15,18 @@ script checks that the exported trees reproduce scikit-learn's probabilities.
 
 Use films that neither the detector's confidence fit (``tune_detect2.py``) nor any
 evaluation uses. The shipped model was trained on seeds 8000-8079 as generated and as
-another vendor would have processed them (tone curve, edge enhancement, noise: balanced
-accuracy 0.931 / 0.947 on the held-out halves, 0.886 for the map's label):
+other vendors would have processed them (``mixed``: tone curve, edge enhancement, noise at
+random; ``strong``: edge enhancement 0.5-2.0 at 1-4 mm on every film): balanced accuracy
+0.928 / 0.945 on the held-out halves, 0.885 for the map's label:
 
     PYTHONPATH=src .venv/bin/python scripts/make_samples.py --out /work/data/bone \\
         --seeds 8000-8079 --jobs 2
     PYTHONPATH=src .venv/bin/python scripts/vendor_variants.py /work/data/bone \\
         /work/data/bone_mixed --kind mixed
+    PYTHONPATH=src .venv/bin/python scripts/vendor_variants.py /work/data/bone \\
+        /work/data/bone_strong --kind strong
     PYTHONPATH=src:scripts .venv/bin/python scripts/train_bone.py /work/data/bone \\
-        /work/data/bone_mixed
+        /work/data/bone_mixed /work/data/bone_strong
 
 Needs scikit-learn (``pip install -e ".[train]"``); calcimg itself does not.
 """
