@@ -24,7 +24,8 @@ back after):
   [0.6, 1.4] and extra noise in [0, 1] x the film's noise each with probability 0.5.
 
 Use ``mixed`` and ``strong`` on fitting sets only (tune, tune2, the bone model's films),
-the fixed kinds to score development sets. Pixels are written uncompressed (Explicit VR Little Endian), same bits stored.
+the fixed kinds to score development sets. Pixels are written uncompressed (Explicit VR
+Little Endian), same bits stored.
 
     PYTHONPATH=src python scripts/vendor_variants.py /work/data/dev /work/data/dev_gamma \
         --kind gamma
