@@ -98,3 +98,19 @@ def test_a_folder_without_films_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert str(tmp_path) in proc.stderr and "no .dcm files" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_strong_always_enhances_edges_within_its_documented_range(tmp_path: Path) -> None:
+    vv = load_script("vendor_variants")
+    draws = [vv.settings("strong", f"film_{i}", 0)[0] for i in range(200)]
+    assert all(0.5 <= s["unsharp"] <= 2.0 and 1.0 <= s["unsharp_mm"] <= 4.0 for s in draws)
+    # tone curve and noise each on about half the films, within the mixed kind's ranges
+    assert 60 < sum("gamma" in s for s in draws) < 140
+    assert 60 < sum("noise" in s for s in draws) < 140
+    assert all(0.6 <= s.get("gamma", 1.0) <= 1.4 and 0 <= s.get("noise", 0) <= 1 for s in draws)
+    src = _truth_folder(tmp_path)
+    assert _run(src, tmp_path / "strong", "strong").returncode == 0
+    for name in FILMS:
+        a, vmax = _attenuation(src / (name + ".dcm"))
+        b, _ = _attenuation(tmp_path / "strong" / (name + ".dcm"))
+        assert vv.pixel_noise(b, vmax) > 1.2 * vv.pixel_noise(a, vmax)
