@@ -118,8 +118,11 @@ class DetectParams:
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
-    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * 9
-    """Bias then one weight per :data:`FEATURE_NAMES` entry."""
+    confidence_weights: tuple[float, ...] = (-6.0, 3.0, 0.0, 0.5, 0.0, -2.0) + (0.0,) * (
+        len(FEATURE_NAMES) - 5
+    )
+    """Bias then one weight per :data:`FEATURE_NAMES` entry (the default weighs the first
+    five features; a new feature starts at 0 without editing it)."""
     feature_min: tuple[float, ...] = ()
     feature_max: tuple[float, ...] = ()
     """Range of each :data:`FEATURE_NAMES` entry over the candidates the weights were
