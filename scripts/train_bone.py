@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = [p for f in args.folders for p in sorted(f.glob("*.dcm"))]
     if not paths:
         raise SystemExit(f"no NAME.dcm in {', '.join(map(str, args.folders))}")
+    # a film and its vendor copies share a seed (the number ending the name): they go to
+    # the same half of the held-out check, whatever the folders' order and sizes
+    seeds = [int(m.group(1)) if (m := re.search(r"(\d+)$", p.stem)) else None for p in paths]
     rng = np.random.default_rng(0)
     anatomy = load_config().anatomy
     parts = []
@@ -134,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(film_samples(p, anatomy, args.per_class, rng))
         print(f"\r{k + 1}/{len(paths)} films", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    half = np.concatenate([np.full(len(x), k % 2) for k, (x, _y, _m) in enumerate(parts)])
+    half = np.concatenate(
+        [
+            np.full(len(x), (k if s is None else s) % 2)
+            for k, (s, (x, _y, _m)) in enumerate(zip(seeds, parts, strict=True))
+        ]
+    )
     x = np.vstack([x for x, _y, _m in parts])
     y = np.concatenate([y for _x, y, _m in parts])
     map_bone = np.concatenate([m for _x, _y, m in parts])
@@ -157,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "script": "scripts/train_bone.py",
             "folders": [str(f) for f in args.folders],
-            # a film and its vendor copy share a seed (the number ending its name)
-            "seeds": seed_ranges(
-                list({int(m.group(1)) for p in paths if (m := re.search(r"(\d+)$", p.stem))})
-            ),
+            "seeds": seed_ranges(sorted({s for s in seeds if s is not None})),
             "films": len(paths),
             "pixels": int(len(y)),
             "per_class": args.per_class,
