@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_script(name: str) -> Any:
-    """``scripts/NAME.py`` imported as the module ``NAME``."""
+    """``scripts/NAME.py`` imported as the module ``NAME``, with ``scripts/`` on the import
+    path as running it would put it (scripts import their siblings: ``train_bone`` imports
+    ``train_describe``)."""
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
