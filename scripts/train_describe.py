@@ -41,10 +41,16 @@ END = "# <<< [describe]"
 def collect(
     folders: list[Path], params: DescribeParams, detected: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """Feature rows, pattern indices, image index per row, and the images' seeds."""
+    """Feature rows, pattern indices, group per row, and the images' seeds.
+
+    A row's group is its image's seed: an image and its vendor copies
+    (``scripts/vendor_variants.py``) share one, and the cross-validation leaves them out
+    together. Images without a seed are groups of their own (negative numbers)."""
     xs, ys, groups, seeds = [], [], [], []
-    for case in (c for folder in folders for c in iter_cases(folder)):
-        seeds.append(int(case.truth.get("seed", -1)))
+    for k, case in enumerate(c for folder in folders for c in iter_cases(folder)):
+        seed = case.truth.get("seed")
+        seeds.append(int(seed) if seed is not None else -1)
+        group = int(seed) if seed is not None else -1 - k
         variants = [(case.anatomy, *truth_detections(case, pert)) for pert in PERTURBATIONS]
         if detected:
             variants.append(detected_detections(case))
@@ -54,7 +60,7 @@ def collect(
                 f = pattern_features(item.descriptors, item.location)
                 xs.append([f[k] for k in FEATURES])
                 ys.append(PATTERNS.index(les["pattern"]))
-                groups.append(len(seeds))
+                groups.append(group)
     return np.array(xs, float), np.array(ys, int), np.array(groups), sorted(seeds)
 
 
@@ -123,7 +129,7 @@ def section_text(
     lines = [
         BEGIN,
         f"# Pattern model fitted on {', '.join(str(f) for f in folders)}",
-        f"# (seeds {seed_ranges(seeds)}, {len(seeds)} images,",
+        f"# (seeds {seed_ranges(sorted(set(seeds)))}, {len(seeds)} images,",
         f"# {n_rows} rows = lesions x mask variants {', '.join(variants)}), L2 = {l2}.",
         "# score_p = softmax_p(sum_k w_p[k] * feature_k); features in calcimg.describe.FEATURES",
         "[describe]",
@@ -174,13 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(a.cache, x=x, y=y, groups=groups, seeds=np.array(seeds))
     print(f"{len(y)} rows, class counts {np.bincount(y, minlength=len(PATTERNS)).tolist()}")
     print(f"prior alone: accuracy {float(((x @ prior.T).argmax(1) == y).mean()):.3f}")
-    # leave-one-image-out cross-validation: what the fit is worth on unseen images
+    # leave-one-seed-out cross-validation: what the fit is worth on unseen images
     cv_pred = np.empty_like(y)
     for g in np.unique(groups):
         test = groups == g
         w_g = fit(x[~test], y[~test], a.l2, prior)
         cv_pred[test] = (x[test] @ w_g.T).argmax(1)
-    print(f"leave-one-image-out accuracy {float((cv_pred == y).mean()):.3f}; per pattern:")
+    print(f"leave-one-seed-out accuracy {float((cv_pred == y).mean()):.3f}; per pattern:")
     for i, p in enumerate(PATTERNS):
         sel = y == i
         if sel.any():
