@@ -152,3 +152,25 @@ def test_cli_dicom_out_writes_an_sr_per_image_and_a_seg_per_flagged_image(
         )
         if row["flag"]:
             assert written[f"{uid}.SEG.dcm"].Modality == "SEG"
+
+
+def test_params_hash_covers_the_content_of_named_model_files(tmp_path: Path) -> None:
+    import shutil
+
+    from calcimg.params import models_dir
+
+    table = tmp_path / "rules.toml"
+    shutil.copy(models_dir() / "rules.toml", table)
+    model = tmp_path / "bone.json"
+    shutil.copy(models_dir() / "bone_trees.json", model)
+    sets = [f"rules.table={str(table)!r}", f"detect.bone_model={str(model)!r}"]
+    first = load_config(overrides=sets).hash()
+    original = table.read_bytes()
+    table.write_bytes(original + b"\n# a site's edit\n")
+    edited = load_config(overrides=sets).hash()
+    table.write_bytes(original)
+    model.write_bytes(model.read_bytes() + b" ")
+    retrained = load_config(overrides=sets).hash()
+    assert len({first, edited, retrained}) == 3
+    model.unlink()  # an error result still gets a hash
+    assert load_config(overrides=sets).hash() not in {first, edited, retrained}

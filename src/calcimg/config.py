@@ -10,7 +10,8 @@ A parameter file is sectioned TOML, one section per stage::
 
 Unknown sections and keys are errors that list the valid ones. ``--set stage.name=value``
 overrides take TOML literals (``--set detect.min_cnr=4``). :meth:`Config.hash` is the
-SHA-256 of the effective parameters, recorded in every result.
+SHA-256 of the effective parameters and of the content of the model files they name
+(``detect.bone_model``, ``rules.table``), recorded in every result.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +33,18 @@ from calcimg.describe import DescribeParams
 from calcimg.detect import DetectParams
 from calcimg.errors import ConfigError
 from calcimg.ingest import IngestParams
-from calcimg.params import models_dir
+from calcimg.params import model_file, models_dir
 from calcimg.rules import RulesParams
 
 __all__ = ["TUNED_PARAMS_FILE", "Config", "load_config"]
 
 TUNED_PARAMS_FILE = "params.toml"
 """The tuned parameter file in ``models/``, applied over the code defaults."""
+
+_MODEL_FILES = (("detect", "bone_model"), ("rules", "table"))
+"""Parameters that name a file (``section``, ``name``): :meth:`Config.hash` covers their
+content, so that a retrained model or an edited rule table under the same name changes the
+hash of every result made with it."""
 
 _SECTIONS: dict[str, type] = {
     "ingest": IngestParams,
@@ -63,13 +70,38 @@ class Config:
         return {name: _params_to_dict(getattr(self, name)) for name in _SECTIONS}
 
     def hash(self) -> str:
-        """SHA-256 (hex, first 16 chars) of the effective parameters."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """SHA-256 (hex, first 16 chars) of the effective parameters and of the content of
+        the model files they name (:data:`_MODEL_FILES`; a file that cannot be read counts
+        as ``"unreadable"``, so that an error result still gets a hash)."""
+        doc: dict[str, Any] = self.to_dict()
+        doc["model_files"] = {
+            f"{section}.{name}": _file_digest(getattr(getattr(self, section), name), section, name)
+            for section, name in _MODEL_FILES
+        }
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def replace(self, **sections: Any) -> Config:
         """A copy with some sections replaced."""
         return dataclasses.replace(self, **sections)
+
+
+def _file_digest(value: str, section: str, name: str) -> str:
+    """SHA-256 of the file a parameter names, or ``"unreadable"``."""
+    try:
+        path = model_file(value, qualname=f"{section}.{name}", expected="a file").resolve()
+        st = path.stat()
+    except (ConfigError, OSError):
+        return "unreadable"
+    return _digest_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=16)
+def _digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
 
 
 def _params_to_dict(params: Any) -> dict[str, Any]:

@@ -134,8 +134,8 @@ class DetectParams:
     bone_model: str = "bone_trees.json"
     """The learned bone probability behind the ``bone_prob`` feature
     (:mod:`calcimg.bonemodel`): a file name in ``models/`` or a path. The results'
-    parameter hash covers this name, not the file's content (as for ``rules.table``): a
-    retrained model the weights were not refitted for should get a new name."""
+    parameter hash covers the file's content (as for ``rules.table``); a retrained model
+    needs the confidence weights refitted for it."""
 
     def __post_init__(self) -> None:
         check_range("detect.grid_mm", self.grid_mm, 0.02, 2.0)
