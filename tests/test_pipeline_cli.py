@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import calcimg
 from calcimg.config import load_config
 from calcimg.errors import ConfigError
+from calcimg.params import models_dir
 from calcimg.result import Result, Status, validate_result_dict
 from realdata import REPO, pydicom_testfile
 
@@ -155,10 +157,6 @@ def test_cli_dicom_out_writes_an_sr_per_image_and_a_seg_per_flagged_image(
 
 
 def test_params_hash_covers_the_content_of_named_model_files(tmp_path: Path) -> None:
-    import shutil
-
-    from calcimg.params import models_dir
-
     table = tmp_path / "rules.toml"
     shutil.copy(models_dir() / "rules.toml", table)
     model = tmp_path / "bone.json"

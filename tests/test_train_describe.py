@@ -3,30 +3,19 @@ cross-validation, and the header names each seed once."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from calcimg.config import load_config
-from scripts_mod import REPO, load_script
-
-SAMPLES = REPO / "sample_dicoms"
-
-
-def _folder(dst: Path, names: tuple[str, ...]) -> Path:
-    dst.mkdir()
-    for name in names:
-        for f in SAMPLES.glob(name + ".*"):
-            shutil.copy(f, dst / f.name)
-    return dst
+from scripts_mod import load_script, sample_folder
 
 
 def test_copies_of_an_image_share_its_seed_as_their_group(tmp_path: Path) -> None:
     td = load_script("train_describe")
     # a copy of the same films in a second folder stands for their vendor copies
-    a = _folder(tmp_path / "a", ("synth_0004", "synth_0008"))
-    b = _folder(tmp_path / "b", ("synth_0004",))
+    a = sample_folder(tmp_path / "a", ("synth_0004", "synth_0008"))
+    b = sample_folder(tmp_path / "b", ("synth_0004",))
     x, y, groups, seeds = td.collect([a, b], load_config().describe)
     assert seeds == [4, 4, 8]
     assert set(groups.tolist()) == {4, 8}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,13 @@ import pydicom
 import pytest
 
 from calcimg.imageops import robust_sigma
-from scripts_mod import REPO, load_script
+from scripts_mod import REPO, load_script, sample_folder
 
-SAMPLES = REPO / "sample_dicoms"
 FILMS = ("synth_0008", "synth_0016")  # MONOCHROME2 and MONOCHROME1, both uncompressed
 
 
 def _truth_folder(tmp_path: Path) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in FILMS:
-        for f in SAMPLES.glob(name + ".*"):
-            shutil.copy(f, src / f.name)
-    return src
+    return sample_folder(tmp_path / "src", FILMS)
 
 
 def _run(src: Path, dst: Path, kind: str) -> subprocess.CompletedProcess[str]:
