@@ -11,7 +11,8 @@ A parameter file is sectioned TOML, one section per stage::
 Unknown sections and keys are errors that list the valid ones. ``--set stage.name=value``
 overrides take TOML literals (``--set detect.min_cnr=4``). :meth:`Config.hash` is the
 SHA-256 of the effective parameters and of the content of the model files they name
-(``detect.bone_model``, ``rules.table``), recorded in every result.
+(``detect.bone_model``, ``rules.table``: :func:`calcimg.params.model_file_param`), recorded
+in every result.
 """
 
 from __future__ import annotations
@@ -33,18 +34,13 @@ from calcimg.describe import DescribeParams
 from calcimg.detect import DetectParams
 from calcimg.errors import ConfigError
 from calcimg.ingest import IngestParams
-from calcimg.params import model_file, models_dir
+from calcimg.params import MODEL_FILE, model_file, models_dir
 from calcimg.rules import RulesParams
 
 __all__ = ["TUNED_PARAMS_FILE", "Config", "load_config"]
 
 TUNED_PARAMS_FILE = "params.toml"
 """The tuned parameter file in ``models/``, applied over the code defaults."""
-
-_MODEL_FILES = (("detect", "bone_model"), ("rules", "table"))
-"""Parameters that name a file (``section``, ``name``): :meth:`Config.hash` covers their
-content, so that a retrained model or an edited rule table under the same name changes the
-hash of every result made with it."""
 
 _SECTIONS: dict[str, type] = {
     "ingest": IngestParams,
@@ -71,13 +67,19 @@ class Config:
 
     def hash(self) -> str:
         """SHA-256 (hex, first 16 chars) of the effective parameters and of the content of
-        the model files they name (:data:`_MODEL_FILES`; a file that cannot be read counts
-        as ``"unreadable"``, so that an error result still gets a hash)."""
-        doc: dict[str, Any] = self.to_dict()
-        doc["model_files"] = {
-            f"{section}.{name}": _file_digest(getattr(getattr(self, section), name), section, name)
-            for section, name in _MODEL_FILES
-        }
+        the files they name (the fields made by :func:`calcimg.params.model_file_param`, so
+        that a retrained model or an edited rule table under the same name changes the hash
+        of every result made with it; a file that cannot be read counts as
+        ``"unreadable"``, so that an error result still gets a hash)."""
+        files: dict[str, str] = {}
+        for section in _SECTIONS:
+            params = getattr(self, section)
+            for f in dataclasses.fields(params):
+                if f.metadata.get(MODEL_FILE):
+                    files[f"{section}.{f.name}"] = _file_digest(
+                        getattr(params, f.name), section, f.name
+                    )
+        doc: dict[str, Any] = {**self.to_dict(), "model_files": files}
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -37,7 +37,7 @@ from calcimg.errors import ConfigError
 from calcimg.imageops import resize as _resize
 from calcimg.imageops import robust_sigma as _robust_sigma
 from calcimg.imageops import sample as _sample
-from calcimg.params import check_range
+from calcimg.params import check_range, model_file_param
 from calcimg.radiograph import Radiograph
 
 __all__ = ["FEATURE_NAMES", "DetectParams", "Detection", "Detections", "confidence", "detect"]
@@ -131,7 +131,7 @@ class DetectParams:
     linear score beyond anything the fit saw: on a simulated chest, whose soft-tissue and
     bone levels nearly coincide, ``background_rel`` reached 14 against at most 2.8 in the
     fit, and vertebral texture scored 1.0. Empty: no clipping."""
-    bone_model: str = "bone_trees.json"
+    bone_model: str = model_file_param("bone_trees.json")
     """The learned bone probability behind the ``bone_prob`` feature
     (:mod:`calcimg.bonemodel`): a file name in ``models/`` or a path. The results'
     parameter hash covers the file's content (as for ``rules.table``); a retrained model

@@ -9,12 +9,22 @@ value found and the range expected.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from calcimg.errors import ConfigError
 
-__all__ = ["check_choice", "check_positive", "check_range", "model_file", "models_dir"]
+__all__ = [
+    "MODEL_FILE",
+    "check_choice",
+    "check_positive",
+    "check_range",
+    "model_file",
+    "model_file_param",
+    "models_dir",
+]
 
 
 def check_range(
@@ -100,3 +110,16 @@ def model_file(value: str, *, qualname: str, expected: str) -> Path:
         f"parameter {qualname} = {value!r}: no such file (looked at {p} and in "
         f"{models_dir()}); expected {expected}"
     )
+
+
+MODEL_FILE = "calcimg.model_file"
+"""Field-metadata key marking a parameter that names a file (:func:`model_file_param`)."""
+
+
+def model_file_param(default: str) -> Any:
+    """A dataclass field for a parameter that names a file read with :func:`model_file`.
+
+    The mark lets :meth:`calcimg.config.Config.hash` cover the file's content, so that a
+    retrained model or an edited table under the same name changes every result's hash.
+    """
+    return field(default=default, metadata={MODEL_FILE: True})

@@ -35,7 +35,7 @@ from typing import Any
 from calcimg.context import ClinicalContext
 from calcimg.describe import Description, Descriptions
 from calcimg.errors import ConfigError
-from calcimg.params import check_range, model_file
+from calcimg.params import check_range, model_file, model_file_param
 from calcimg.result import Category, CategoryScore, Pattern
 
 __all__ = [
@@ -145,7 +145,7 @@ _RULE_KEYS = ("id", "finding", "image", "context", "lr", "evidence", "source")
 class RulesParams:
     """Parameters of :func:`rank` (section ``[rules]``)."""
 
-    table: str = "rules.toml"
+    table: str = model_file_param("rules.toml")
     """The rule table, a file name in ``models/`` or a path."""
     max_categories: int = 5
     """How many categories to report per finding and per image (top k)."""
