@@ -12,6 +12,7 @@ import pytest
 
 from calcimg.anatomy import Region, map_anatomy
 from calcimg.bonemodel import (
+    MEAN_PIXELS,
     MODEL_FORMAT,
     PIXEL_FEATURES,
     TreeEnsemble,
@@ -147,3 +148,45 @@ def test_bone_probability_beats_the_anatomy_map_on_the_sample_films() -> None:
     acc_map = balanced(y, np.concatenate(map_all))
     assert acc_model >= 0.90
     assert acc_model > acc_map + 0.03
+
+
+def _mean_alone(field: Any, rows: np.ndarray, cols: np.ndarray, shape: Any, limit: int) -> float:
+    """One group's mean bone probability written out: the model pixels holding the
+    pixels' centres, each once in raster order, at most ``limit`` spread evenly."""
+    h, w = field.features.shape[:2]
+    r = np.minimum(((rows + 0.5) * (h / shape[0])).astype(int), h - 1)
+    c = np.minimum(((cols + 0.5) * (w / shape[1])).astype(int), w - 1)
+    key = np.unique(r * w + c)
+    if key.size > limit:
+        key = key[np.linspace(0, key.size - 1, limit).round().astype(int)]
+    x = field.features.reshape(-1, field.features.shape[-1])[key]
+    return float(field.model.predict_proba(x).mean())
+
+
+def test_means_at_gives_each_group_the_mean_it_has_alone() -> None:
+    """The detector's per-particle bone probability (one pass of the trees for all of a
+    film's particles) is the mean each particle has on its own, including the even
+    subsample of a group larger than the limit; mean_at is the one-group case."""
+    cfg = load_config()
+    rg = read_radiograph(str(ROOT / "sample_dicoms" / "synth_0001.dcm"))
+    field = bone_field(rg, map_anatomy(rg, params=cfg.anatomy), load_bone_model())
+    shape = (rg.shape[0] // 2, rg.shape[1] // 2)
+    rng = np.random.default_rng(3)
+    groups = [  # a single pixel, a small blob, a large square, a scattered set
+        (np.array([100]), np.array([120])),
+        tuple(a.ravel() for a in np.mgrid[200:206, 300:309]),
+        tuple(a.ravel() for a in np.mgrid[400:520, 100:260]),
+        (rng.integers(0, shape[0], 500), rng.integers(0, shape[1], 500)),
+    ]
+    rows = np.concatenate([g[0] for g in groups])
+    cols = np.concatenate([g[1] for g in groups])
+    ids = np.concatenate([np.full(g[0].size, k + 1) for k, g in enumerate(groups)])
+    for limit in (MEAN_PIXELS, 16):
+        means = field.means_at(rows, cols, ids, shape, limit=limit)
+        assert means.shape == (len(groups) + 1,) and means[0] == 0.0  # group 0: no pixels
+        for k, (r, c) in enumerate(groups, start=1):
+            assert means[k] == pytest.approx(_mean_alone(field, r, c, shape, limit), abs=1e-12)
+    for r, c in groups:
+        assert field.mean_at(r, c, shape) == pytest.approx(
+            _mean_alone(field, r, c, shape, MEAN_PIXELS), abs=1e-12
+        )

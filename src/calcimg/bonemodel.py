@@ -354,16 +354,61 @@ class BoneField:
         taken over that many spread evenly through them (in raster order): the trees cost
         about 5 us a pixel, and a large clump covers 20 000 of them.
         """
+        rows = np.asarray(rows)
+        if rows.size == 0:
+            return 0.0
+        return float(self.means_at(rows, cols, np.zeros(rows.shape, np.intp), shape)[0])
+
+    def means_at(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        groups: np.ndarray,
+        shape: tuple[int, int],
+        *,
+        limit: int = MEAN_PIXELS,
+    ) -> np.ndarray:
+        """:meth:`mean_at` for many groups of pixels at once (one pass of the trees).
+
+        Parameters
+        ----------
+        rows, cols : ndarray of int
+            Pixels of a grid of ``shape`` spanning the film.
+        groups : ndarray of int
+            The group (0, 1, ...) of each pixel.
+        shape : tuple of int
+        limit : int
+            Most model pixels evaluated per group (spread evenly through its pixels in
+            raster order).
+
+        Returns
+        -------
+        ndarray of float64, shape (groups.max() + 1,)
+            Each group's mean, as :meth:`mean_at` gives it for the group's pixels alone
+            (with ``limit`` for :data:`MEAN_PIXELS`); 0 for a group without pixels.
+        """
         h, w = self.features.shape[:2]
+        groups = np.asarray(groups, dtype=np.intp)
+        n = int(groups.max()) + 1 if groups.size else 0
         r = np.minimum(((np.asarray(rows) + 0.5) * (h / shape[0])).astype(np.intp), h - 1)
         c = np.minimum(((np.asarray(cols) + 0.5) * (w / shape[1])).astype(np.intp), w - 1)
-        key = np.unique(r * w + c)
-        if key.size == 0:
-            return 0.0
-        if key.size > MEAN_PIXELS:
-            key = key[np.linspace(0, key.size - 1, MEAN_PIXELS).round().astype(np.intp)]
-        x = self.features.reshape(-1, self.features.shape[-1])[key]
-        return float(self.model.predict_proba(x).mean())
+        # (group, model pixel) pairs, each once, sorted by group then raster order
+        pair = np.unique(groups * (h * w) + r * w + c)
+        g, key = np.divmod(pair, h * w)
+        counts = np.bincount(g, minlength=n)
+        keep = np.ones(pair.size, dtype=bool)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n else counts
+        for k in np.nonzero(counts > limit)[0]:
+            s0, m = int(starts[k]), int(counts[k])
+            keep[s0 : s0 + m] = False
+            keep[s0 + np.linspace(0, m - 1, limit).round().astype(np.intp)] = True
+        g, key = g[keep], key[keep]
+        uniq, inv = np.unique(key, return_inverse=True)
+        x = self.features.reshape(-1, self.features.shape[-1])[uniq]
+        prob = self.model.predict_proba(x)[inv] if uniq.size else np.zeros(0)
+        total = np.bincount(g, weights=prob, minlength=n)
+        used = np.bincount(g, minlength=n)
+        return np.divide(total, used, out=np.zeros(n), where=used > 0)
 
 
 def bone_field(radiograph: Radiograph, anatomy: AnatomyMap, model: TreeEnsemble) -> BoneField:
