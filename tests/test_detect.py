@@ -17,6 +17,7 @@ from phantoms import make_phantom
 
 NF = len(FEATURE_NAMES)
 SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_dicoms"
 
 
 def rg3_path() -> str:
@@ -323,3 +324,34 @@ def test_a_missing_bone_model_names_the_parameter() -> None:
     config = load_config(overrides=["detect.bone_model=no_such_trees.json"])
     with pytest.raises(ConfigError, match=r"detect\.bone_model = 'no_such_trees\.json'"):
         detect(rg, map_anatomy(rg, params=config.anatomy), params=config.detect)
+
+
+def test_particles_dropped_as_bone_lie_on_bone_on_the_sample_films() -> None:
+    """``particle_bone_max`` drops particles on bone the map missed before grouping (a
+    phalanx's cortex beside a fingertip deposit, a pelvis's margins): at 0.7, on the
+    bundled films where it drops most, 0.93 of the dropped pixels lie on the truth's
+    bone (measured in session 18)."""
+    import cv2
+
+    from calcimg.anatomy import Region
+    from calcimg.detect import candidates
+    from calcimg.ingest import read_radiograph
+
+    config = load_config()
+    off = dataclasses.replace(config.detect, particle_bone_max=1.0)
+    on = dataclasses.replace(config.detect, particle_bone_max=0.7)
+    on_bone = dropped = 0
+    for name in ("synth_0002", "synth_0005", "synth_0010", "synth_0013"):
+        path = SAMPLES / f"{name}.dcm"
+        rg = read_radiograph(str(path))
+        amap = map_anatomy(rg, params=config.anatomy)
+        kept = [np.zeros(rg.shape, bool), np.zeros(rg.shape, bool)]
+        for k, params in enumerate((off, on)):
+            for (r0, c0, r1, c1), particles, _f in candidates(rg, amap, params)[0]:
+                kept[k][r0:r1, c0:c1] |= particles > 0
+        gone = kept[0] & ~kept[1]
+        truth = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
+        on_bone += int((gone & (truth == Region.BONE)).sum())
+        dropped += int(gone.sum())
+    assert dropped > 5000
+    assert on_bone / dropped >= 0.85
