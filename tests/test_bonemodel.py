@@ -18,6 +18,7 @@ from calcimg.bonemodel import (
     TreeEnsemble,
     bone_field,
     load_bone_model,
+    pixel_features,
 )
 from calcimg.config import load_config
 from calcimg.errors import ConfigError
@@ -190,3 +191,27 @@ def test_means_at_gives_each_group_the_mean_it_has_alone() -> None:
         assert field.mean_at(r, c, shape) == pytest.approx(
             _mean_alone(field, r, c, shape, MEAN_PIXELS), abs=1e-12
         )
+
+
+def test_pixel_features_share_the_detectors_contrast_unit_on_a_film_without_bone() -> None:
+    """Intensities are in AnatomyMap.contrast_unit: the bone step, else bone minus soft
+    tissue, else the film's own spread; a map without bone used to give the bone model a
+    fixed 0.2 and the detector the film's spread."""
+    import dataclasses
+
+    cfg = load_config()
+    rg = read_radiograph(str(ROOT / "sample_dicoms" / "synth_0001.dcm"))
+    amap = map_anatomy(rg, params=cfg.anatomy)
+    assert amap.bone_step is not None and amap.bone_level is not None
+    no_step = dataclasses.replace(amap, bone_step=None)
+    no_bone = dataclasses.replace(amap, bone_step=None, bone_level=None)
+    v = rg.normalized_on(rg.grid(0.5)[1])
+    assert amap.contrast_unit(v) == amap.bone_step
+    assert no_step.contrast_unit(v) == pytest.approx(amap.bone_level - amap.soft_tissue_level)
+    spread = float(np.percentile(v, 99) - np.percentile(v, 50))
+    assert no_bone.contrast_unit(v) == pytest.approx(spread)
+    k = PIXEL_FEATURES.index("level_4")
+    with_step = pixel_features(rg, amap)[0][..., k]
+    without = pixel_features(rg, no_bone)[0][..., k]
+    # the same smoothed level over a different unit
+    assert np.allclose(without * spread, with_step * amap.bone_step, atol=1e-4)

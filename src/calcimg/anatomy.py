@@ -530,6 +530,25 @@ class AnatomyMap:
             return np.full(shape, np.inf, dtype=np.float32)
         return _resize(d, shape, cv2.INTER_LINEAR)
 
+    def contrast_unit(self, img: np.ndarray) -> float:
+        """The unit contrasts are measured in (normalised intensity, at least 1e-3).
+
+        :attr:`bone_step` (the cortex step at the bones' margins); without a margin,
+        ``bone_level - soft_tissue_level``; without bone, the spread of ``img`` itself
+        (its 99th minus its 50th percentile). The detector's densities and the bone
+        model's pixel features share it, so that they agree on a film without bone.
+
+        Parameters
+        ----------
+        img : ndarray
+            The normalised film (any grid): only read when the map has no bone level.
+        """
+        if self.bone_step is not None:
+            return max(self.bone_step, 1e-3)
+        if self.bone_level is not None and self.soft_tissue_level is not None:
+            return max(self.bone_level - self.soft_tissue_level, 1e-3)
+        return max(float(np.percentile(img, 99) - np.percentile(img, 50)), 1e-3)
+
     # ------------------------------------------------------------------ film windows
 
     def _nearest_window(self, grid: np.ndarray, window: Window) -> np.ndarray:

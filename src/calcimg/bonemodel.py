@@ -15,7 +15,7 @@ seeds and the accuracy measured when they were written) and evaluated here with 
 learning library is needed to run calcimg.
 
 Pixel features (:data:`PIXEL_FEATURES`; intensities in units of the film's bone step,
-:attr:`calcimg.anatomy.AnatomyMap.bone_step`, relative to its soft-tissue level; ``gS`` is
+:meth:`calcimg.anatomy.AnatomyMap.contrast_unit`, relative to its soft-tissue level; ``gS`` is
 the film smoothed by a Gaussian of S mm):
 
 - ``map_bone``, ``map_joint``: the anatomy map's label (1 or 0);
@@ -300,13 +300,7 @@ def pixel_features(
     soft = anatomy.soft_tissue_level
     if soft is None:
         soft = float(np.median(v))
-    if anatomy.bone_step is not None:
-        unit = anatomy.bone_step
-    elif anatomy.bone_level is not None:
-        unit = anatomy.bone_level - soft
-    else:
-        unit = 0.2  # a typical bone step on the normalised scale when no bone was found
-    inv = np.float32(1.0 / max(float(unit), 1e-3))
+    inv = np.float32(1.0 / anatomy.contrast_unit(v))
     px = 1.0 / sp  # pixels per mm
     g = {s: _blur(v, s * px) for s in (1, 2, 4, 8, 16, 32)}
     h2, h4, h8 = (_hessian(g[s], s * px) for s in (2, 4, 8))

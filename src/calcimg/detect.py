@@ -421,14 +421,9 @@ def _measure(
     soft_level = anatomy.soft_tissue_level
     bone_level = anatomy.bone_level
     span = bone_level - soft_level if bone_level is not None and soft_level is not None else None
-    if anatomy.bone_step is not None:
-        # contrasts against the local soft tissue -> cortex step at the bones' margins,
-        # which does not depend on which bones the map found
-        bone_contrast = max(anatomy.bone_step, 1e-3)
-    elif span is not None:
-        bone_contrast = max(span, 1e-3)
-    else:
-        bone_contrast = max(float(np.percentile(img, 99) - np.percentile(img, 50)), 1e-3)
+    # contrasts against the local soft tissue -> cortex step at the bones' margins, which
+    # does not depend on which bones the map found
+    bone_contrast = anatomy.contrast_unit(img)
     # levels are placed between the soft-tissue (0) and bone (1) medians
     level_span = span if span is not None and span > 1e-3 else bone_contrast
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
