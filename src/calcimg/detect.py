@@ -308,8 +308,9 @@ def confidence(params: DetectParams, feats: Mapping[str, float]) -> float:
 
 PARTICLE_PIXELS = 32
 """Most model-grid pixels averaged for one particle's bone probability
-(``particle_bone_max``): a film has hundreds of particles, a real chest 578 over 34 000
-model pixels (0.45 s of trees); 32 each cost 13 000."""
+(``particle_bone_max``): a film has hundreds of particles; RG1's 578 cover 34 000 model
+pixels (0.45 s of trees at up to :data:`calcimg.bonemodel.MEAN_PIXELS` each), at 32 each
+13 000."""
 
 _COSTLY = ("enclosed_fraction", "side_spread", "bone_prob")
 """Features measured last: a candidate whose confidence cannot reach the cut even at their
