@@ -205,6 +205,25 @@ def test_filled_tube_is_a_tram_track(model: DescribeParams) -> None:
     assert any("tram-track" in t for t in item.drivers)
 
 
+def test_filled_tube_with_lumen_holes_in_its_mask_is_a_tram_track(model: DescribeParams) -> None:
+    # a detector's mask of a pipe-stem under edge enhancement: both walls and the lumen,
+    # with pockets of the darker lumen left out (dev unsharp synth_4017). The mask's own
+    # skeleton then runs along each wall and around every pocket; the band's centre line
+    # is the filled particle's skeleton
+    s = 0.15
+    mask, img = _tube(s, radius_mm=2.0, wall_mm=0.5)
+    mid = mask.shape[0] // 2
+    for c in range(round(14 / s), round(56 / s), round(4 / s)):
+        mask[mid - 3 : mid + 4, c : c + round(2.5 / s)] = False
+    assert ndi.label(mask, structure=np.ones((3, 3)))[1] == 1
+    item = _run(mask, img, s, params=model).items[0]
+    d = item.descriptors
+    assert d["n_tubes"] == 1
+    assert d["parallel_pair"] is True
+    assert d["line_spacing_mm"] == pytest.approx(3.5, abs=0.4)
+    assert item.pattern is Pattern.VASCULAR
+
+
 def test_solid_band_is_not_a_tube() -> None:
     s = 0.15
     mask = np.zeros((130, 460), bool)
