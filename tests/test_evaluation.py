@@ -109,11 +109,28 @@ def test_two_lesions_one_hit_one_false_positive() -> None:
             "amorphous": {"n": 1, "found": 1, "sensitivity": 1.0},
             "vascular": {"n": 1, "found": 0, "sensitivity": 0.0},
         },
+        "per_conspicuity": {},  # these lesions carry no subtle flag
     }
     assert m["fp_findings"] == 1
     assert m["fp_per_image"] == 1.0
     assert m["image"]["tp"] == 1 and m["image"]["sensitivity"] == 1.0
     assert m["image"]["specificity"] is None  # no negative image
+
+
+def test_sensitivity_by_the_truths_subtle_flag() -> None:
+    """The simulator flags its faint lesions ``subtle``; sensitivity is split by it."""
+    faint = {**lesion(1, [10, 10, 30, 30]), "subtle": True}
+    clear = {**lesion(2, [100, 100, 120, 120]), "subtle": False}
+    clear2 = {**lesion(3, [300, 300, 320, 320]), "subtle": False}
+    t = truth([faint, clear, clear2])
+    m = evaluate([(t, result([finding([100, 100, 120, 120]), finding([12, 12, 28, 28])]))])
+    assert m["lesion"]["per_conspicuity"] == {
+        "conspicuous": {"n": 2, "found": 1, "sensitivity": 0.5},
+        "subtle": {"n": 1, "found": 1, "sensitivity": 1.0},
+    }
+    assert "by the truth's subtle flag: conspicuous 0.500 (1/2), subtle 1.000 (1/1)" in (
+        format_report(m)
+    )
 
 
 def test_image_level_flags_and_errors() -> None:

@@ -203,10 +203,12 @@ def evaluate(
     """Score (truth, result) pairs; returns the metrics as a JSON-ready dict.
 
     Keys: ``n_images``, ``n_errors`` (results missing or not ok), ``image`` (tp, fp, fn,
-    tn, sensitivity, specificity of ``flag``), ``lesion`` (n, found, sensitivity, and
-    ``per_pattern``), ``fp_findings``, ``fp_per_image``, ``pattern`` (n_matched,
-    accuracy, confusion[truth][predicted]), ``category`` (n_matched, top1, top3,
-    top1_acceptable, as fractions of found lesions), ``froc`` (points), ``per_image``.
+    tn, sensitivity, specificity of ``flag``), ``lesion`` (n, found, sensitivity,
+    ``per_pattern``, and ``per_conspicuity``: ``subtle`` and ``conspicuous`` for the
+    lesions whose truth carries the simulator's ``subtle`` flag, empty when none does),
+    ``fp_findings``, ``fp_per_image``, ``pattern`` (n_matched, accuracy,
+    confusion[truth][predicted]), ``category`` (n_matched, top1, top3, top1_acceptable,
+    as fractions of found lesions), ``froc`` (points), ``per_image``.
     Fractions with an empty denominator are None.
     """
     scores = [score_image(t, r, iou_min=iou_min, grow_mm=grow_mm) for t, r in pairs]
@@ -215,6 +217,7 @@ def evaluate(
     fp = sum((not s.truth_flag) and s.result_flag for s in scores)
     tn = sum((not s.truth_flag) and not s.result_flag for s in scores)
     per_pattern: dict[str, dict[str, Any]] = {}
+    per_conspicuity: dict[str, dict[str, Any]] = {}
     n_les = n_found = 0
     confusion: dict[str, dict[str, int]] = {}
     n_match = pat_ok = top1 = top3 = top1_acc = 0
@@ -224,9 +227,17 @@ def evaluate(
             d = per_pattern.setdefault(p, {"n": 0, "found": 0})
             d["n"] += 1
             n_les += 1
+            c = None
+            if "subtle" in les:  # the simulator's faint lesions (DOMAIN's subtle deposits)
+                c = per_conspicuity.setdefault(
+                    "subtle" if les["subtle"] else "conspicuous", {"n": 0, "found": 0}
+                )
+                c["n"] += 1
             if not fnd or best is None:
                 continue
             d["found"] += 1
+            if c is not None:
+                c["found"] += 1
             n_found += 1
             n_match += 1
             pred = str(best.get("pattern"))
@@ -239,7 +250,7 @@ def evaluate(
             top1 += int(bool(names) and names[0] == exp)
             top3 += int(exp in names[:3])
             top1_acc += int(bool(names) and names[0] in acc)
-    for d in per_pattern.values():
+    for d in (*per_pattern.values(), *per_conspicuity.values()):
         d["sensitivity"] = _ratio(d["found"], d["n"])
     n_fp = sum(len(s.fp_findings) for s in scores)
     return {
@@ -258,6 +269,7 @@ def evaluate(
             "found": n_found,
             "sensitivity": _ratio(n_found, n_les),
             "per_pattern": dict(sorted(per_pattern.items())),
+            "per_conspicuity": dict(sorted(per_conspicuity.items())),
         },
         "fp_findings": n_fp,
         "fp_per_image": _ratio(n_fp, len(scores)),
@@ -305,6 +317,14 @@ def format_report(m: Mapping[str, Any]) -> str:
     ]
     for p, d in le["per_pattern"].items():
         lines.append(f"  {p:24s} {_fmt(d['sensitivity'])} ({d['found']}/{d['n']})")
+    if le.get("per_conspicuity"):
+        lines.append(
+            "  by the truth's subtle flag: "
+            + ", ".join(
+                f"{k} {_fmt(d['sensitivity'])} ({d['found']}/{d['n']})"
+                for k, d in le["per_conspicuity"].items()
+            )
+        )
     lines.append(
         f"false-positive findings: {m['fp_findings']} ({_fmt(m['fp_per_image'])} per image)"
     )
