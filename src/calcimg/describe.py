@@ -568,7 +568,8 @@ def _measure_particle(
         # the band's centre line: the longest path of the *filled* particle's skeleton (a
         # mask with holes along the lumen has a skeleton that runs along each wall, and
         # the branches of a ragged outline are not the centre line)
-        band_len, centre = _skeleton_path(skeletonize(filled), spacing)
+        # (without holes the filled particle is the mask, whose skeleton is made above)
+        band_len, centre = _skeleton_path(skel if hole_px == 0 else skeletonize(filled), spacing)
         dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5)
         half_px = float(np.median(dist[1:-1, 1:-1][centre[:, 0], centre[:, 1]]))
         band_mm = (2 * half_px - 1) * mean_sp
