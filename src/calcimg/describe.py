@@ -196,7 +196,9 @@ class DescribeParams:
     line_min_aspect: float = 4.0
     line_min_linearity: float = 0.5
     line_max_width_mm: float = 1.6
-    pair_min_spacing_mm: float = 1.5
+    pair_min_spacing_mm: float = 2.0
+    """Smallest distance between the two walls of a tram-track (``DOMAIN.md``: 2-6 mm). At 1.5
+    the two halves of a 22 mm wide sheet 1.6 mm apart passed as a pair (dev synth_4015)."""
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
     ring_min_solidity: float = 0.85
