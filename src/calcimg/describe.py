@@ -163,8 +163,9 @@ class DescribeParams:
     lucent_min_depth : float
         The centre must be darker than the rim by this fraction of the rim's contrast.
     tube_min_valley_fraction : float
-        A band 1.5-8 mm wide is a hollow tube (pipe-stem, a tram-track whose mask fills
-        the lumen) when at least this share of its centre line is darker than both walls.
+        A band ``pair_min_spacing_mm``-``pair_max_spacing_mm`` (2-8 mm) wide is a hollow
+        tube (pipe-stem, a tram-track whose mask fills the lumen) when at least this share
+        of its centre line is darker than both walls.
     arc_min_angle_deg : float
         A curved particle fitting a circle over at least this angle is an arc.
     septa_gap_mm : float
@@ -197,8 +198,9 @@ class DescribeParams:
     line_min_linearity: float = 0.5
     line_max_width_mm: float = 1.6
     pair_min_spacing_mm: float = 2.0
-    """Smallest distance between the two walls of a tram-track (``DOMAIN.md``: 2-6 mm). At 1.5
-    the two halves of a 22 mm wide sheet 1.6 mm apart passed as a pair (dev synth_4015)."""
+    """Smallest distance between the two walls of a tram-track (``DOMAIN.md``: 2-6 mm),
+    and smallest width of a pipe-stem band (the tube test). At 1.5 the two halves of a
+    22 mm wide sheet 1.6 mm apart passed as a pair (dev synth_4015)."""
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
     ring_min_solidity: float = 0.85
@@ -561,7 +563,8 @@ def _measure_particle(
     )
     is_lucent = is_ring or (round_body and depth >= params.lucent_min_depth)
     # a calcified tube seen side-on whose mask fills the lumen (pipe-stem): an elongated
-    # band 1.5-8 mm wide whose centre line runs darker than its two walls
+    # band pair_min_spacing_mm-pair_max_spacing_mm wide whose centre line runs darker than
+    # its two walls
     mean_sp = math.sqrt(dr * dc)
     is_tube = False
     tube_spacing: float | None = None
