@@ -154,7 +154,9 @@ class DescribeParams:
         Fraction of the line skeleton that must have a parallel partner.
     ring_min_bodies : int
         ``ring_and_arc`` needs at least this many ring, arc or lucent bodies, making at
-        least 40% of the bodies.
+        least 40% of the bodies. Two, not the three that DOMAIN.md's *many* bodies would
+        suggest: the detector often splits a joint's loose bodies into findings of one or
+        two bodies, and one lucent body alone is a phlebolith's shape.
     ring_min_solidity : float
         A round particle with a hole is a ring when its filled outline has at least this
         solidity (area / convex hull area).
@@ -204,7 +206,7 @@ class DescribeParams:
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
     ring_min_solidity: float = 0.85
-    ring_min_bodies: int = 3
+    ring_min_bodies: int = 2
     lucent_min_diameter_mm: float = 1.5
     lucent_max_diameter_mm: float = 10.0
     lucent_min_depth: float = 0.08
