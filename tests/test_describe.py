@@ -280,20 +280,24 @@ def test_phlebolith_is_vascular(model: DescribeParams) -> None:
     assert any("lucent" in d for d in item.drivers)
 
 
-def test_ring_and_arc_loose_bodies_in_a_joint_are_globular(model: DescribeParams) -> None:
-    s = 0.15
+def _rings_in_a_joint(
+    centres: list[tuple[int, int]], model: DescribeParams, s: float = 0.15
+) -> Descriptions:
+    """3 mm ring bodies at ``centres`` in the joint space between two bones (500 x 500)."""
     shape = (500, 500)
     bone = np.zeros(shape, bool)
     bone[:150] = True
     bone[350:] = True
     joint = np.zeros(shape, bool)
     joint[150:350, 50:450] = True
-    centres = [(200, 150), (210, 250), (290, 200), (300, 330), (230, 380)]
     mask, img = _ring_image(shape, centres, 3.0 / s, 1.8 / s)
     img = np.where(bone, CORTEX, img)
-    item = _run(
-        mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint), params=model
-    ).items[0]
+    return _run(mask, img, s, anatomy=_anatomy(shape, s, bone=bone, joint=joint), params=model)
+
+
+def test_ring_and_arc_loose_bodies_in_a_joint_are_globular(model: DescribeParams) -> None:
+    centres = [(200, 150), (210, 250), (290, 200), (300, 330), (230, 380)]
+    item = _rings_in_a_joint(centres, model).items[0]
     d = item.descriptors
     assert d["n_particles"] == 5
     assert d["ring_and_arc"] is True
@@ -306,24 +310,12 @@ def test_two_ring_bodies_are_ring_and_arc_one_is_not(model: DescribeParams) -> N
     # the detector often splits a joint's loose bodies into findings of one or two bodies
     # (docs/patterns.md, session 21): two rings are already ring-and-arc, one lucent body
     # is a phlebolith's shape and stays a lucent centre only
-    s = 0.15
-    shape = (500, 500)
-    bone = np.zeros(shape, bool)
-    bone[:150] = True
-    bone[350:] = True
-    joint = np.zeros(shape, bool)
-    joint[150:350, 50:450] = True
     centres = [(220, 180), (280, 260)]
-    mask, img = _ring_image(shape, centres, 3.0 / s, 1.8 / s)
-    img = np.where(bone, CORTEX, img)
-    anatomy = _anatomy(shape, s, bone=bone, joint=joint)
-    item = _run(mask, img, s, anatomy=anatomy, params=model).items[0]
+    item = _rings_in_a_joint(centres, model).items[0]
     assert item.descriptors["n_particles"] == 2
     assert item.descriptors["ring_and_arc"] is True
     assert item.pattern is Pattern.GLOBULAR_PERIARTICULAR
-    one, one_img = _ring_image(shape, centres[:1], 3.0 / s, 1.8 / s)
-    one_img = np.where(bone, CORTEX, one_img)
-    single = _run(one, one_img, s, anatomy=anatomy, params=model).items[0]
+    single = _rings_in_a_joint(centres[:1], model).items[0]
     assert single.descriptors["lucent_center"] is True
     assert single.descriptors["ring_and_arc"] is False
 
