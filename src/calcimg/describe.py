@@ -149,7 +149,9 @@ class DescribeParams:
         lines 0.5-1.5 mm), length / width at least ``line_min_aspect`` and its
         principal-axis linearity at least ``line_min_linearity``.
     pair_min_spacing_mm, pair_max_spacing_mm : float
-        Centre-to-centre spacing of a parallel (tram-track) line pair (DOMAIN.md: 2-6 mm).
+        Centre-to-centre spacing of a parallel (tram-track) line pair (DOMAIN.md: 2-6 mm),
+        and the width of a pipe-stem band (the tube test). At a 1.5 mm floor the two halves
+        of a 22 mm wide sheet 1.6 mm apart passed as a pair (dev synth_4015).
     pair_min_coverage : float
         Fraction of the line skeleton that must have a parallel partner.
     ring_min_bodies : int
@@ -200,9 +202,6 @@ class DescribeParams:
     line_min_linearity: float = 0.5
     line_max_width_mm: float = 1.6
     pair_min_spacing_mm: float = 2.0
-    """Smallest distance between the two walls of a tram-track (``DOMAIN.md``: 2-6 mm),
-    and smallest width of a pipe-stem band (the tube test). At 1.5 the two halves of a
-    22 mm wide sheet 1.6 mm apart passed as a pair (dev synth_4015)."""
     pair_max_spacing_mm: float = 8.0
     pair_min_coverage: float = 0.4
     ring_min_solidity: float = 0.85
