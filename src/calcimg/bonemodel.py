@@ -54,6 +54,7 @@ __all__ = [
     "TreeEnsemble",
     "bone_field",
     "load_bone_model",
+    "load_tree_model",
     "pixel_features",
 ]
 
@@ -143,22 +144,46 @@ class TreeEnsemble:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, where: str = "bone model") -> TreeEnsemble:
-        """Build from the JSON layout written by ``scripts/train_bone.py``.
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        *,
+        where: str = "bone model",
+        known: tuple[str, ...] | None = None,
+    ) -> TreeEnsemble:
+        """Build from the JSON layout written by ``scripts/train_bone.py`` (or
+        ``scripts/train_confidence.py``).
+
+        Parameters
+        ----------
+        data : dict
+            The parsed file.
+        where : str
+            What the model is, for messages (its path).
+        known : tuple of str, optional
+            Feature names the model may read, in any order and any subset (the rows given
+            to :meth:`predict_proba` follow the model's own :attr:`features`). None: the
+            bone model's :data:`PIXEL_FEATURES`, exactly and in order.
 
         Raises
         ------
         ConfigError
-            Wrong format, features other than :data:`PIXEL_FEATURES`, or malformed trees.
+            Wrong format, unexpected features, or malformed trees.
         """
         fmt = data.get("format")
         if fmt != MODEL_FORMAT:
             raise ConfigError(f"{where}: format {fmt!r}; expected {MODEL_FORMAT!r}")
         feats = tuple(data.get("features", ()))
-        if feats != PIXEL_FEATURES:
+        if known is None and feats != PIXEL_FEATURES:
             raise ConfigError(
                 f"{where}: features {list(feats)}; expected {list(PIXEL_FEATURES)} "
                 "(retrain with scripts/train_bone.py)"
+            )
+        unknown = [f for f in feats if known is not None and f not in known]
+        if not feats or unknown:
+            raise ConfigError(
+                f"{where}: features {unknown or list(feats)} are not features it can be given; "
+                f"expected names among {list(known or PIXEL_FEATURES)}"
             )
         roots: list[int] = []
         feature: list[int] = []
@@ -185,7 +210,7 @@ class TreeEnsemble:
             for i in range(n):
                 if lo[i] >= 0 and not (i < lo[i] < n and i < hi[i] < n):
                     raise ConfigError(f"{where}: tree {k} node {i}: children out of order")
-                if lo[i] >= 0 and not 0 <= f[i] < len(PIXEL_FEATURES):
+                if lo[i] >= 0 and not 0 <= f[i] < len(feats):
                     raise ConfigError(f"{where}: tree {k} node {i}: feature {f[i]} unknown")
             base = len(feature)
             roots.append(base)
@@ -234,21 +259,43 @@ def load_bone_model(name: str = "bone_trees.json") -> TreeEnsemble:
     ConfigError
         Missing file, invalid JSON, or a model that fails :meth:`TreeEnsemble.from_dict`.
     """
-    p = model_file(
+    return load_tree_model(
         name, qualname="detect.bone_model", expected="a tree model such as 'bone_trees.json'"
-    ).resolve()
-    return _load_cached(str(p), os.stat(p).st_mtime_ns)
+    )
+
+
+def load_tree_model(
+    name: str, *, qualname: str, expected: str, known: tuple[str, ...] | None = None
+) -> TreeEnsemble:
+    """Load a tree model file (cached per path and modification time).
+
+    Parameters
+    ----------
+    name : str
+        A path, or a file name in ``models/``.
+    qualname, expected : str
+        The parameter naming the file and what it should be, for messages.
+    known : tuple of str, optional
+        As for :meth:`TreeEnsemble.from_dict`.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid JSON, or a model that fails :meth:`TreeEnsemble.from_dict`.
+    """
+    p = model_file(name, qualname=qualname, expected=expected).resolve()
+    return _load_cached(str(p), os.stat(p).st_mtime_ns, known)
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int) -> TreeEnsemble:
+def _load_cached(path: str, mtime_ns: int, known: tuple[str, ...] | None) -> TreeEnsemble:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return TreeEnsemble.from_dict(data, where=path)
+    return TreeEnsemble.from_dict(data, where=path, known=known)
 
 
 def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
