@@ -5,7 +5,7 @@ pixels at 0.1167 mm (the same 350 mm field), so that the anatomy is realistic. R
 the median wall time of ``--repeats`` runs on one core (OpenCV limited to one thread).
 
     PYTHONPATH=src python scripts/bench_detect.py [--repeats 7] [--profile]
-        [--source RG1_UNCR.dcm]
+        [--source RG1_UNCR.dcm] [--set detect.confidence_model=]
 """
 
 from __future__ import annotations
@@ -59,9 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         default="RG3_UNCR.dcm",
         help="pydicom-data film to resample (RG3_UNCR.dcm lower leg, RG1_UNCR.dcm chest)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="stage.name=value override (to time a variant against the shipped parameters)",
+    )
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    config = load_config()
+    config = load_config(overrides=args.set)
     rg = film(args.size, args.source)
     times_a, times_d = [], []
     n_found = 0

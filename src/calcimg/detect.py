@@ -17,30 +17,45 @@ Method (sizes in mm, thresholds in units of the film's own noise):
    edges outside joint spaces (the cortex edge gives top-hat responses).
 4. Findings: particles within ``group_mm`` of each other are one finding (a tram
    track's two walls, a speckled field).
-5. Confidence: a logistic function of measured features (weights fitted on the tune set
-   by ``scripts/tune_detect2.py``); findings below ``min_confidence`` are dropped. One
+5. Confidence: gradient-boosted trees (``confidence_model``, fitted by
+   ``scripts/train_confidence.py``) over the measured features (:data:`FEATURE_NAMES`)
+   and descriptors of the candidate's 32 mm surroundings (:mod:`calcimg.surround`: a
+   bone's edge the map missed goes on beyond the candidate, a deposit stands alone);
+   with ``confidence_model`` empty, a logistic function of :data:`FEATURE_NAMES`
+   (``scripts/tune_detect2.py``). Findings below ``min_confidence`` are dropped. One
    feature, ``bone_prob``, is the mean over the candidate's pixels of a learned bone
    probability (:mod:`calcimg.bonemodel`), for bone the anatomy map missed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from calcimg.anatomy import AnatomyMap, Region
-from calcimg.bonemodel import BoneField, bone_field, load_bone_model
+from calcimg.bonemodel import BoneField, TreeEnsemble, bone_field, load_bone_model, load_tree_model
 from calcimg.errors import ConfigError
 from calcimg.imageops import resize as _resize
 from calcimg.imageops import robust_sigma as _robust_sigma
 from calcimg.imageops import sample as _sample
 from calcimg.params import check_range, model_file_param
 from calcimg.radiograph import Radiograph
+from calcimg.surround import GRID_MM as SURROUND_GRID_MM
+from calcimg.surround import SURROUND_FEATURES, Surround
 
-__all__ = ["FEATURE_NAMES", "DetectParams", "Detection", "Detections", "confidence", "detect"]
+__all__ = [
+    "CANDIDATE_FEATURES",
+    "FEATURE_NAMES",
+    "DetectParams",
+    "Detection",
+    "Detections",
+    "confidence",
+    "confidences",
+    "detect",
+]
 
 FEATURE_NAMES = (
     "log_cnr_max",
@@ -137,6 +152,11 @@ class DetectParams:
     linear score beyond anything the fit saw: on a simulated chest, whose soft-tissue and
     bone levels nearly coincide, ``background_rel`` reached 14 against at most 2.8 in the
     fit, and vertebral texture scored 1.0. Empty: no clipping."""
+    confidence_model: str = model_file_param("")
+    """A tree model of the confidence (``scripts/train_confidence.py``; the format of
+    :class:`calcimg.bonemodel.TreeEnsemble`) over :data:`FEATURE_NAMES` and the surround
+    descriptors of :mod:`calcimg.surround`: a file name in ``models/`` or a path. Empty:
+    the logistic ``confidence_weights``. ``min_confidence`` is the model's own cut."""
     bone_model: str = model_file_param("bone_trees.json")
     """The learned bone probability behind the ``bone_prob`` feature
     (:mod:`calcimg.bonemodel`): a file name in ``models/`` or a path. The results'
@@ -295,9 +315,52 @@ def cnr_map(
     return best, best_res, sigma
 
 
+CANDIDATE_FEATURES = FEATURE_NAMES + SURROUND_FEATURES
+"""Everything measured on a candidate that a confidence tree model may read."""
+
+
+def _tree_model(params: DetectParams) -> TreeEnsemble:
+    return load_tree_model(
+        params.confidence_model,
+        qualname="detect.confidence_model",
+        expected="a confidence tree model such as 'confidence_trees.json'",
+        known=CANDIDATE_FEATURES,
+    )
+
+
+def confidences(params: DetectParams, feats: Sequence[Mapping[str, float]]) -> np.ndarray:
+    """The detection confidence of several candidates (see :func:`confidence`).
+
+    Parameters
+    ----------
+    params : DetectParams
+    feats : sequence of mapping
+        Each candidate's features (:data:`CANDIDATE_FEATURES` when
+        ``confidence_model`` is set, else at least :data:`FEATURE_NAMES`).
+
+    Returns
+    -------
+    ndarray of float64, shape (len(feats),)
+    """
+    if not feats:
+        return np.zeros(0)
+    if params.confidence_model:
+        model = _tree_model(params)
+        x = np.array([[f[n] for n in model.features] for f in feats], dtype=np.float64)
+        return model.predict_proba(x)
+    return np.array([_logistic(params, f) for f in feats])
+
+
 def confidence(params: DetectParams, feats: Mapping[str, float]) -> float:
-    """The detection confidence of a candidate's features: a logistic function of them,
-    each first clipped to ``params``' fitted range (``feature_min``, ``feature_max``)."""
+    """The detection confidence of a candidate's features.
+
+    With ``confidence_model`` set, the tree model's probability over the features it
+    reads; otherwise a logistic function of :data:`FEATURE_NAMES`, each first clipped to
+    ``params``' fitted range (``feature_min``, ``feature_max``)."""
+    return float(confidences(params, [feats])[0])
+
+
+def _logistic(params: DetectParams, feats: Mapping[str, float]) -> float:
     w = params.confidence_weights
     x = np.array([feats[n] for n in FEATURE_NAMES], dtype=np.float64)
     if params.feature_min:
@@ -430,7 +493,19 @@ def _measure(
     ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found: list[tuple[tuple[slice, slice], np.ndarray | None, dict[str, float]]] = []
     weight_of = dict(zip(FEATURE_NAMES, p.confidence_weights[1:], strict=True))
-    prune_ok = prune and all(weight_of[f] <= 0.0 for f in _COSTLY)
+    # the logistic's best case bounds its confidence; a tree model's has no such bound
+    prune_ok = prune and not p.confidence_model and all(weight_of[f] <= 0.0 for f in _COSTLY)
+    surround: Surround | None = None
+    f5r = f5c = 1.0
+    if p.confidence_model or not prune:
+        sp5, (h5, w5) = radiograph.grid(SURROUND_GRID_MM)
+        surround = Surround(
+            radiograph.normalized_on((h5, w5)),
+            anatomy.labels_on((h5, w5)) == Region.BONE,
+            sp5,
+            bone_contrast,
+        )
+        f5r, f5c = h5 / h, w5 / w
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
     fr, fc = shape[0] / h, shape[1] / w
@@ -485,7 +560,7 @@ def _measure(
         if feats["rel_contrast"] > p.max_rel_contrast:
             continue
         best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
-        if prune_ok and confidence(p, best_case) < p.min_confidence:
+        if prune_ok and _logistic(p, best_case) < p.min_confidence:
             found.append((sl, None, feats))  # ranked below, never a finding
             continue
         feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
@@ -493,6 +568,11 @@ def _measure(
         if field_ is None:  # once per film, and only for a film with a candidate to score
             field_ = bone_field(radiograph, anatomy, load_bone_model(p.bone_model))
         feats["bone_prob"] = field_.mean_at(ys + sl[0].start, xs + sl[1].start, (h, w))
+        if surround is not None:
+            centre = ((sl[0].start + sl[0].stop) / 2 * f5r, (sl[1].start + sl[1].stop) / 2 * f5c)
+            rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
+            cols5 = ((xs + sl[1].start + 0.5) * f5c).astype(np.intp)
+            feats.update(zip(SURROUND_FEATURES, surround.at(centre, rows5, cols5), strict=True))
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
@@ -590,7 +670,9 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
         Findings with confidence >= ``min_confidence``, strongest first.
     """
     measured, scale, _sp = _measure(radiograph, anatomy, params, prune=True)
-    scored = [(sl, pl, f, confidence(params, f)) for sl, pl, f in measured if pl is not None]
+    kept = [(sl, pl, f) for sl, pl, f in measured if pl is not None]
+    confs = confidences(params, [f for _sl, _pl, f in kept])
+    scored = [(sl, pl, f, float(c)) for (sl, pl, f), c in zip(kept, confs, strict=True)]
     scored = [t for t in scored if t[3] >= params.min_confidence]
     scored.sort(key=lambda t: -t[3])
     items = []

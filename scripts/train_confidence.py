@@ -1,0 +1,262 @@
+"""Fit the detector's confidence as gradient-boosted trees (``detect.confidence_model``).
+
+For every ``NAME.dcm`` of the truth folders it runs anatomy and candidate detection as
+calcimg does, measures every candidate's :data:`calcimg.detect.CANDIDATE_FEATURES` (the
+named features and the surround descriptors of :mod:`calcimg.surround`) and labels it
+true when it finds a truth lesion by the evaluation rule
+(:func:`calcimg.evaluation.finding_hits_lesion`). Candidates on the real films without
+calcification (``scripts/overlay_real.py``'s list) join as negatives of weight
+``--real-weight``.
+
+The operating point is chosen out of fold: five folds by seed (a film and its vendor
+copies, which share the number ending their names, are always in the same fold), each
+scored by trees fitted on the other four. ``min_confidence`` is the lowest threshold at
+which the out-of-fold scores give at most ``--fp-per-image`` false findings per film and
+an image specificity of at least ``--min-specificity`` on the folders' negative films.
+Each real film is also scored by trees fitted without it (films stored twice, such as
+RG3 in two encodings, are left out together, by SOP Instance UID), and the findings at
+the threshold are reported: no real film decides the threshold, since trees fitted with
+a film's candidates score them low whatever they are.
+
+The final trees are fitted on every candidate and written, with the settings, folders,
+seeds and these figures, to ``models/confidence_trees.json`` (the format of
+:class:`calcimg.bonemodel.TreeEnsemble`, evaluated with numpy at run time). The shipped
+model and its threshold came from (session 22)::
+
+    PYTHONPATH=src:scripts .venv/bin/python scripts/train_confidence.py /work/data/tune \\
+        /work/data/tune2 /work/data/tune_mixed /work/data/tune2_mixed \\
+        /work/data/tune_strong /work/data/tune2_strong --jobs 2
+
+Needs scikit-learn (``pip install -e ".[train]"``); calcimg itself does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calcimg.anatomy import map_anatomy
+from calcimg.bonemodel import MODEL_FORMAT, TreeEnsemble
+from calcimg.config import load_config
+from calcimg.detect import CANDIDATE_FEATURES, candidates
+from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
+from calcimg.ingest import read_radiograph
+from calcimg.params import models_dir
+from train_bone import export
+
+OUT = models_dir() / "confidence_trees.json"
+
+SETTINGS = {
+    "max_iter": 300,
+    "learning_rate": 0.05,
+    "max_depth": 4,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "random_state": 0,
+}
+"""scikit-learn ``HistGradientBoostingClassifier`` settings (chosen once, not searched)."""
+
+FOLDS = 5
+
+
+def film_rows(path: Path, overrides: list[str]) -> tuple[list[list[float]], list[list[int]], int]:
+    """Feature rows, the truth lesions each candidate finds, and the film's lesion count.
+
+    A film without ``NAME.truth.json`` (a real film) has no lesions.
+    """
+    cfg = load_config(overrides=overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # uncalibrated spacing of old real films
+        rg = read_radiograph(str(path))
+    found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), cfg.detect)
+    truth = path.with_suffix(".truth.json")
+    lesions = json.loads(truth.read_text())["lesions"] if truth.is_file() else []
+    rows, hits = [], []
+    for bbox, particles, feats in found:
+        f = candidate_as_finding(bbox, particles)
+        rows.append([feats[n] for n in CANDIDATE_FEATURES])
+        hits.append(
+            [i for i, les in enumerate(lesions) if finding_hits_lesion(f, les, rg.pixel_spacing_mm)]
+        )
+    return rows, hits, len(lesions)
+
+
+def _film_rows_args(args: tuple[Path, list[str]]) -> tuple[list[list[float]], list[list[int]], int]:
+    return film_rows(*args)
+
+
+def gather(paths: list[Path], overrides: list[str], jobs: int) -> list[Any]:
+    """:func:`film_rows` of every film, in order (``jobs`` processes)."""
+    work = [(p, overrides) for p in paths]
+    if jobs <= 1:
+        return [film_rows(*w) for w in work]
+    with ProcessPoolExecutor(jobs) as ex:
+        return list(ex.map(_film_rows_args, work, chunksize=4))
+
+
+def operating_point(
+    score: np.ndarray,
+    y: np.ndarray,
+    img: np.ndarray,
+    negative: set[int],
+    n_img: int,
+    fp_per_image: float,
+    min_specificity: float,
+) -> float:
+    """Lowest threshold (0.01 steps) meeting the false-finding and specificity limits."""
+    for t in np.round(np.arange(0.01, 1.0, 0.01), 2):
+        kept = score >= t
+        fp = int((kept & (y == 0)).sum()) / n_img
+        flagged = set(img[kept].tolist()) & negative
+        spec = 1.0 - len(flagged) / max(len(negative), 1)
+        if fp <= fp_per_image and spec >= min_specificity:
+            return float(t)
+    return 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sklearn import __version__ as sklearn_version
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("--set", action="append", default=[], help="stage.name=value override")
+    ap.add_argument("--fp-per-image", type=float, default=0.10)
+    ap.add_argument("--min-specificity", type=float, default=0.95)
+    ap.add_argument("--real-weight", type=float, default=3.0)
+    ap.add_argument("--no-real", action="store_true", help="leave the real films out")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    paths = [p for f in args.folders for p in sorted(f.glob("*.dcm"))]
+    if not paths:
+        raise SystemExit(f"no NAME.dcm in {', '.join(map(str, args.folders))}")
+    real: list[Path] = []
+    if not args.no_real:
+        from overlay_real import real_files
+
+        real = real_files()
+    per_film = gather(paths + real, args.set, args.jobs)
+    x_rows, y_l, img_l, hits, negative, n_les = [], [], [], [], set(), 0
+    for k, (rows, film_hits, n) in enumerate(per_film[: len(paths)]):
+        if n == 0:
+            negative.add(k)
+        x_rows += rows
+        y_l += [1 if h else 0 for h in film_hits]
+        img_l += [k] * len(rows)
+        hits += [[n_les + i for i in h] for h in film_hits]
+        n_les += n
+    x = np.array(x_rows, dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
+    y, img = np.array(y_l, dtype=np.int8), np.array(img_l, dtype=np.intp)
+    n_img = len(paths)
+    ceiling = {h for hs in hits for h in hs}
+    print(
+        f"{len(y)} candidates on {n_img} films, {int(y.sum())} true; "
+        f"candidate lesion recall {len(ceiling)}/{n_les}"
+    )
+    # real films: rows and a group per distinct image (SOP Instance UID)
+    xr_rows, real_group = [], []
+    for k, (rows, _h, _n) in enumerate(per_film[len(paths) :]):
+        xr_rows += rows
+        real_group += [_instance(real[k])] * len(rows)
+    xr = np.array(xr_rows, dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
+    groups = np.array(real_group)
+
+    def fitted(xa: np.ndarray, ya: np.ndarray, xra: np.ndarray) -> Any:
+        sw = np.concatenate([np.ones(len(xa)), np.full(len(xra), args.real_weight)])
+        model = HistGradientBoostingClassifier(**SETTINGS)
+        return model.fit(
+            np.vstack([xa, xra]), np.concatenate([ya, np.zeros(len(xra))]), sample_weight=sw
+        )
+
+    # out of fold, by seed
+    seeds = [m.group(1) if (m := re.search(r"(\d+)$", p.stem)) else p.stem for p in paths]
+    uniq = sorted(set(seeds))
+    fold_of = dict(zip(uniq, np.random.default_rng(0).permutation(len(uniq)) % FOLDS, strict=True))
+    fold = np.array([fold_of[seeds[k]] for k in img])
+    oof = np.zeros(len(y))
+    for f in range(FOLDS):
+        tr = fold != f
+        oof[~tr] = fitted(x[tr], y[tr], xr).predict_proba(x[~tr])[:, 1]
+    t = operating_point(oof, y, img, negative, n_img, args.fp_per_image, args.min_specificity)
+    kept = oof >= t
+    found = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
+    flagged = set(img[kept].tolist()) & negative
+    fp_rate = int((kept & (y == 0)).sum()) / n_img
+    spec = 1.0 - len(flagged) / max(len(negative), 1)
+    print(
+        f"out of fold ({FOLDS} folds by seed), threshold {t:.2f}: lesion recall "
+        f"{len(found)}/{n_les} = {len(found) / max(n_les, 1):.3f}, FP/image {fp_rate:.3f}, "
+        f"image specificity {spec:.3f} ({len(negative)} negative films)"
+    )
+    real_report: dict[str, int] = {}
+    for g in sorted(set(real_group)):
+        out = groups == g
+        model = fitted(x, y, xr[~out])
+        names = ", ".join(sorted({p.name for p in real if _instance(p) == g}))
+        real_report[names] = int((model.predict_proba(xr[out])[:, 1] >= t).sum())
+    n_real_films = len(real)
+    print(
+        f"real films, each scored by trees fitted without it: {sum(real_report.values())} "
+        f"findings on {n_real_films} files ({len(real_report)} distinct images with candidates): "
+        + "; ".join(f"{k} {v}" for k, v in real_report.items())
+    )
+    model = fitted(x, y, xr)
+    doc = {
+        "format": MODEL_FORMAT,
+        "features": list(CANDIDATE_FEATURES),
+        "grid_mm": 0.0,
+        **export(model),
+        "training": {
+            "script": "scripts/train_confidence.py",
+            "folders": [str(f) for f in args.folders],
+            "films": n_img,
+            "candidates": int(len(y)),
+            "real_candidates": int(len(xr)),
+            "real_weight": args.real_weight,
+            "overrides": args.set,
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "settings": SETTINGS,
+            "scikit_learn": sklearn_version,
+            "min_confidence": t,
+            "out_of_fold": {
+                "lesion_recall": round(len(found) / max(n_les, 1), 4),
+                "lesions": [len(found), n_les],
+                "fp_per_image": round(fp_rate, 4),
+                "image_specificity": round(spec, 4),
+            },
+            "real_findings_left_out": real_report,
+        },
+    }
+    ours = TreeEnsemble.from_dict(doc, known=CANDIDATE_FEATURES).predict_proba(x)
+    err = float(np.abs(ours - model.predict_proba(x)[:, 1]).max())
+    if err > 1e-6:
+        raise SystemExit(f"exported trees disagree with scikit-learn by {err:.2e}")
+    args.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({len(doc['trees'])} trees; matches scikit-learn to {err:.1e})")
+    print("[detect]")
+    print(f'confidence_model = "{args.out.name}"')
+    print(f"min_confidence = {t:.2f}")
+    return 0
+
+
+def _instance(path: Path) -> str:
+    """The SOP Instance UID of a file (the same image stored twice shares it)."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid UIDs of old test films
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        return str(ds.get("SOPInstanceUID", path.name))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
