@@ -191,7 +191,7 @@ def test_confidence_does_not_extrapolate_past_the_fitted_range() -> None:
     # a film unlike the fitted ones (session 14: a simulated chest whose soft-tissue and
     # bone levels nearly coincide) gave background_rel 14; clipped, it counts as the most
     # the fit saw, not five times more
-    p = load_config().detect
+    p = dataclasses.replace(load_config().detect, confidence_model="")  # the logistic
     assert p.feature_min, "models/params.toml carries the fitted range"
     i = FEATURE_NAMES.index("background_rel")
     feats = {
@@ -355,3 +355,84 @@ def test_particles_dropped_as_bone_lie_on_bone_on_the_sample_films() -> None:
         dropped += int(gone.sum())
     assert dropped > 5000
     assert on_bone / dropped >= 0.85
+
+
+def _one_split_model(feature: str, threshold: float) -> dict[str, object]:
+    """Trees on one candidate feature: logit -2 at or below ``threshold``, +2 above."""
+    from calcimg.bonemodel import MODEL_FORMAT
+
+    return {
+        "format": MODEL_FORMAT,
+        "features": [feature],
+        "baseline": 0.0,
+        "trees": [
+            {
+                "feature": [0, 0, 0],
+                "threshold": [threshold, 0.0, 0.0],
+                "left": [1, -1, -1],
+                "right": [2, -1, -1],
+                "value": [0.0, -2.0, 2.0],
+            }
+        ],
+    }
+
+
+def test_a_confidence_tree_model_scores_candidates_by_what_surrounds_them(
+    tmp_path: Path,
+) -> None:
+    """With ``detect.confidence_model`` set, the confidence is the trees' probability over
+    the features they name: here one surround descriptor, the deposit's step over the
+    tissue around it, which the drawn blob passes and a model asking for more fails."""
+    import json
+
+    from calcimg.detect import CANDIDATE_FEATURES, confidences
+
+    rg = make_phantom(0.2, blobs=((40.0, 25.0, 1.5),)).radiograph
+    config = load_config()
+    amap = map_anatomy(rg, params=config.anatomy)
+    sig = 1.0 / (1.0 + np.exp(-2.0))
+    for threshold, expected in ((0.1, sig), (50.0, 1.0 - sig)):
+        path = tmp_path / f"trees_{threshold:g}.json"
+        path.write_text(json.dumps(_one_split_model("inside_step", threshold)))
+        p = dataclasses.replace(config.detect, confidence_model=str(path), min_confidence=0.0)
+        dets = detect(rg, amap, params=p).items
+        (det,) = [d for d in dets if d.features["inside_step"] > 0.1]
+        assert det.confidence == pytest.approx(expected, abs=1e-4)
+        assert set(CANDIDATE_FEATURES) <= set(det.features)
+        assert confidences(p, [det.features])[0] == pytest.approx(confidence(p, det.features))
+
+
+def test_a_confidence_model_reading_unknown_features_is_refused(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "trees.json"
+    path.write_text(json.dumps(_one_split_model("shoe_size", 1.0)))
+    p = dataclasses.replace(load_config().detect, confidence_model=str(path))
+    with pytest.raises(ConfigError, match=r"features \['shoe_size'\] are not features"):
+        confidence(p, dict.fromkeys(FEATURE_NAMES, 0.0))
+    missing = dataclasses.replace(p, confidence_model="no_such_trees.json")
+    with pytest.raises(ConfigError, match=r"detect\.confidence_model = 'no_such_trees\.json'"):
+        confidence(missing, dict.fromkeys(FEATURE_NAMES, 0.0))
+
+
+def test_the_shipped_confidence_model_records_its_training_and_threshold() -> None:
+    """models/confidence_trees.json reads the candidate features, and params.toml's
+    ``min_confidence`` is the operating point its training chose out of fold."""
+    from calcimg.bonemodel import load_tree_model
+    from calcimg.detect import CANDIDATE_FEATURES
+
+    p = load_config().detect
+    assert p.confidence_model == "confidence_trees.json"
+    model = load_tree_model(
+        p.confidence_model,
+        qualname="detect.confidence_model",
+        expected="",
+        known=CANDIDATE_FEATURES,
+    )
+    info = model.info
+    assert info["script"] == "scripts/train_confidence.py"
+    assert info["min_confidence"] == p.min_confidence
+    oof = info["out_of_fold"]
+    assert oof["fp_per_image"] <= 0.10 and oof["image_specificity"] >= 0.95
+    # the fit saw none of the evaluation sets: only the tune folders and the real films
+    assert all("tune" in f for f in info["folders"])
