@@ -174,17 +174,19 @@ class TreeEnsemble:
         if fmt != MODEL_FORMAT:
             raise ConfigError(f"{where}: format {fmt!r}; expected {MODEL_FORMAT!r}")
         feats = tuple(data.get("features", ()))
-        if known is None and feats != PIXEL_FEATURES:
-            raise ConfigError(
-                f"{where}: features {list(feats)}; expected {list(PIXEL_FEATURES)} "
-                "(retrain with scripts/train_bone.py)"
-            )
-        unknown = [f for f in feats if known is not None and f not in known]
-        if not feats or unknown:
-            raise ConfigError(
-                f"{where}: features {unknown or list(feats)} are not features it can be given; "
-                f"expected names among {list(known or PIXEL_FEATURES)}"
-            )
+        if known is None:
+            if feats != PIXEL_FEATURES:
+                raise ConfigError(
+                    f"{where}: features {list(feats)}; expected {list(PIXEL_FEATURES)} "
+                    "(retrain with scripts/train_bone.py)"
+                )
+        else:
+            unknown = [f for f in feats if f not in known]
+            if not feats or unknown:
+                raise ConfigError(
+                    f"{where}: features {unknown or list(feats)} are not features it can be "
+                    f"given; expected names among {list(known)}"
+                )
         roots: list[int] = []
         feature: list[int] = []
         left: list[int] = []
