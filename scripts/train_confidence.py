@@ -10,9 +10,10 @@ calcification (``scripts/overlay_real.py``'s list) join as negatives of weight
 
 The operating point is chosen out of fold: five folds by seed (a film and its vendor
 copies, which share the number ending their names, are always in the same fold), each
-scored by trees fitted on the other four. ``min_confidence`` is the lowest threshold at
-which the out-of-fold scores give at most ``--fp-per-image`` false findings per film and
-an image specificity of at least ``--min-specificity`` on the folders' negative films.
+scored by trees fitted on the other four. ``min_confidence`` is the lowest threshold
+(0.01 steps, ``tune_detect2.threshold_for``) at which the out-of-fold scores give at
+most ``--fp-per-image`` false findings per film and an image specificity of at least
+``--min-specificity`` on the folders' negative films.
 Each real film is also scored by trees fitted without it (films stored twice, such as
 RG3 in two encodings, are left out together, by SOP Instance UID), and the findings at
 the threshold are reported: no real film decides the threshold, since trees fitted with
@@ -51,6 +52,7 @@ from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 from calcimg.params import models_dir
 from train_bone import export
+from tune_detect2 import threshold_for
 
 OUT = models_dir() / "confidence_trees.json"
 
@@ -102,26 +104,6 @@ def gather(paths: list[Path], overrides: list[str], jobs: int) -> list[Any]:
         return list(ex.map(_film_rows_args, work, chunksize=4))
 
 
-def operating_point(
-    score: np.ndarray,
-    y: np.ndarray,
-    img: np.ndarray,
-    negative: set[int],
-    n_img: int,
-    fp_per_image: float,
-    min_specificity: float,
-) -> float:
-    """Lowest threshold (0.01 steps) meeting the false-finding and specificity limits."""
-    for t in np.round(np.arange(0.01, 1.0, 0.01), 2):
-        kept = score >= t
-        fp = int((kept & (y == 0)).sum()) / n_img
-        flagged = set(img[kept].tolist()) & negative
-        spec = 1.0 - len(flagged) / max(len(negative), 1)
-        if fp <= fp_per_image and spec >= min_specificity:
-            return float(t)
-    return 1.0
-
-
 def main(argv: list[str] | None = None) -> int:
     from sklearn import __version__ as sklearn_version
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -163,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         f"candidate lesion recall {len(ceiling)}/{n_les}"
     )
     # real films: rows and a group per distinct image (SOP Instance UID)
+    uids = [_instance(p) for p in real]
     xr_rows, real_group = [], []
     for k, (rows, _h, _n) in enumerate(per_film[len(paths) :]):
         xr_rows += rows
-        real_group += [_instance(real[k])] * len(rows)
+        real_group += [uids[k]] * len(rows)
     xr = np.array(xr_rows, dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
     groups = np.array(real_group)
 
@@ -186,12 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     for f in range(FOLDS):
         tr = fold != f
         oof[~tr] = fitted(x[tr], y[tr], xr).predict_proba(x[~tr])[:, 1]
-    t = operating_point(oof, y, img, negative, n_img, args.fp_per_image, args.min_specificity)
+
+    def specificity(t: float) -> float:
+        flagged = set(img[oof >= t].tolist()) & negative
+        return 1.0 - len(flagged) / max(len(negative), 1)
+
+    t = round(
+        threshold_for(
+            oof, y, n_img, args.fp_per_image, lambda t: specificity(t) >= args.min_specificity
+        ),
+        2,
+    )
     kept = oof >= t
     found = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
-    flagged = set(img[kept].tolist()) & negative
     fp_rate = int((kept & (y == 0)).sum()) / n_img
-    spec = 1.0 - len(flagged) / max(len(negative), 1)
+    spec = specificity(t)
     print(
         f"out of fold ({FOLDS} folds by seed), threshold {t:.2f}: lesion recall "
         f"{len(found)}/{n_les} = {len(found) / max(n_les, 1):.3f}, FP/image {fp_rate:.3f}, "
@@ -201,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     for g in sorted(set(real_group)):
         out = groups == g
         model = fitted(x, y, xr[~out])
-        names = ", ".join(sorted({p.name for p in real if _instance(p) == g}))
+        names = ", ".join(sorted({p.name for p, u in zip(real, uids, strict=True) if u == g}))
         real_report[names] = int((model.predict_proba(xr[out])[:, 1] >= t).sum())
     n_real_films = len(real)
     print(
