@@ -436,3 +436,47 @@ def test_the_shipped_confidence_model_records_its_training_and_threshold() -> No
     assert oof["fp_per_image"] <= 0.10 and oof["image_specificity"] >= 0.95
     # the fit saw none of the evaluation sets: only the tune folders and the real films
     assert all("tune" in f for f in info["folders"])
+
+
+def test_the_anatomy_report_scores_each_anatomy_with_trees_fitted_without_it(
+    tmp_path: Path,
+) -> None:
+    """train_confidence's out-of-anatomy figures: a model fitted on the knee films alone
+    scores the chest film's candidates, and the other way round."""
+    import json
+
+    from scripts_mod import load_script
+
+    by_anatomy = load_script("train_confidence")._by_anatomy
+    paths = []
+    for name, anatomy in [("a1", "knee_ap"), ("a2", "knee_ap"), ("b1", "chest_pa")]:
+        (tmp_path / f"{name}.truth.json").write_text(json.dumps({"anatomy": anatomy}))
+        paths.append(tmp_path / f"{name}.dcm")
+
+    class MeanOfColumn:
+        """Scores every row with the mean of column 0 over the rows it was fitted on."""
+
+        def __init__(self, x: np.ndarray) -> None:
+            self.value = float(x[:, 0].mean())
+
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            return np.column_stack([1 - np.full(len(x), self.value), np.full(len(x), self.value)])
+
+    # column 0 is 1 on knee candidates, 0 on chest ones: fitted without the chest, trees
+    # score the chest 1; fitted without the knees, they score the knees 0
+    img = np.array([0, 0, 1, 2, 2])
+    x = np.array([[1.0], [1.0], [1.0], [0.0], [0.0]])
+    y = np.array([1, 0, 0, 0, 1])
+    hits = [[0], [], [], [], [1]]
+    out = by_anatomy(paths, img, y, hits, {1}, 0.5, x, lambda a, b: MeanOfColumn(a))
+    assert out["knee_ap"]["lesions_found"] == 0 and out["knee_ap"]["fp_per_image"] == 0.0
+    assert out["knee_ap"]["image_specificity"] == 1.0
+    assert out["chest_pa"] == {
+        "films": 1,
+        "lesions_found": 1,
+        "lesions_with_candidate": 1,
+        "fp_per_image": 1.0,
+        "image_specificity": 1.0,
+    }
+    assert out["all"]["lesions_found"] == 1
+    assert out["all"]["fp_per_image"] == pytest.approx(1 / 3, abs=1e-4)
