@@ -436,6 +436,9 @@ def test_the_shipped_confidence_model_records_its_training_and_threshold() -> No
     assert oof["fp_per_image"] <= 0.10 and oof["image_specificity"] >= 0.95
     # the fit saw none of the evaluation sets: only the tune folders and the real films
     assert all("tune" in f for f in info["folders"])
+    # and it reports how its threshold holds on an anatomy it did not see
+    by_anatomy = info["by_anatomy"]
+    assert {"all", "chest_pa", "foot_dp", "forearm_ap", "knee_ap", "pelvis_ap"} <= set(by_anatomy)
 
 
 def test_the_anatomy_report_scores_each_anatomy_with_trees_fitted_without_it(
