@@ -206,7 +206,7 @@ def _fat_planes(
         fade = np.clip((d_skin[a0:a1, b0:b1] - 3.0) / 5.0, 0, 1)
         # a line that leaves the crop leaves no zero pixel, and every distance is then
         # float32's largest: squared it overflows to inf and exp(-inf) is 0, which is
-        # right. Silenced rather than capped, since a cap changes some films' pixels.
+        # right, so the overflow is silenced and the expression kept as it was.
         with np.errstate(over="ignore"):
             profile = np.exp(-((dist / width) ** 2))
         atten[a0:a1, b0:b1] -= amp * profile * fade * body[a0:a1, b0:b1]
