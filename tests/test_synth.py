@@ -44,6 +44,25 @@ def _sample_truths() -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- generator
 
 
+def test_exact_distance_is_the_euclidean_distance_to_the_nearest_zero() -> None:
+    """The generator's distance transform (OpenCV's precise one differed between calls
+    by a float32 step, so a seed did not always give the same film)."""
+    from calcimg.synth.geometry import exact_distance
+
+    rng = np.random.default_rng(3)
+    mask = (rng.random((40, 37)) > 0.05).astype(np.uint8) * 255
+    zeros = np.argwhere(mask == 0)
+    rows, cols = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    brute = np.sqrt(
+        ((rows[..., None] - zeros[:, 0]) ** 2 + (cols[..., None] - zeros[:, 1]) ** 2).min(-1)
+    ).astype(np.float32)
+    d = exact_distance(mask)
+    assert d.dtype == np.float32 and np.array_equal(d, brute)
+    assert all(np.array_equal(exact_distance(mask), d) for _ in range(5))
+    # no zero pixel: float32's largest everywhere, as cv2.distanceTransform gives
+    assert (exact_distance(np.ones((5, 4), np.uint8)) == np.finfo(np.float32).max).all()
+
+
 def test_same_seed_same_sample() -> None:
     a = generate(5, max_side_px=SMALL, anatomy="knee_ap", scenario="dystrophic")
     b = generate(5, max_side_px=SMALL, anatomy="knee_ap", scenario="dystrophic")

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from calcimg.synth.geometry import dist_mm
+from calcimg.synth.geometry import dist_mm, exact_distance
 from calcimg.synth.scene import JOINT, SOFT, JointRender, Scene, chord
 
 __all__ = [
@@ -559,7 +559,7 @@ def tram_track(
                 if len(run_px) >= 2:
                     cv2.polylines(line, [run_px], False, 0, 1, cv2.LINE_8, 4)
                 i += run + int(rng.uniform(1, 8) / 0.5)
-            dist = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) * s
+            dist = exact_distance(line) * s
             wobble = rng.uniform(0.75, 1.0)
             prof = np.maximum(
                 prof, wobble * np.sqrt(np.maximum(1 - (dist / (wall / 2 + 0.5 * s)) ** 2, 0))
@@ -568,7 +568,7 @@ def tram_track(
         cv2.polylines(
             axis_img, [np.stack([px * 16, py * 16], 1).astype(np.int32)], False, 0, 1, cv2.LINE_8, 4
         )
-        dist_axis = cv2.distanceTransform(axis_img, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) * s
+        dist_axis = exact_distance(axis_img) * s
         lines_px = np.where(prof > 0.5, 0, 255).astype(np.uint8)
         near = cv2.distanceTransform(lines_px, cv2.DIST_L2, 3) * s <= 2 * rad
         fill = rng.uniform(0.0, 0.2) * ((dist_axis < rad - wall / 2) & near)
