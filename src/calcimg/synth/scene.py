@@ -200,16 +200,15 @@ def _fat_planes(
         line = np.full((a1 - a0, b1 - b0), 255, np.uint8)
         poly = ((arr - [b0, a0]) * 16).astype(np.int32)
         cv2.polylines(line, [poly], False, 0, 1, cv2.LINE_8, 4)
-        dist = cv2.distanceTransform(line, cv2.DIST_L2, 3) * s
         width = rng.uniform(0.5, 2.0)
         amp = rng.uniform(0.01, 0.03)
+        if line.all():
+            # no part of the line falls on the film (a crop cut thin by the film's edge):
+            # nothing to add, and OpenCV's distances would all be float32's largest
+            continue
+        dist = cv2.distanceTransform(line, cv2.DIST_L2, 3) * s
         fade = np.clip((d_skin[a0:a1, b0:b1] - 3.0) / 5.0, 0, 1)
-        # a line that leaves the crop leaves no zero pixel, and every distance is then
-        # float32's largest: squared it overflows to inf and exp(-inf) is 0, which is
-        # right, so the overflow is silenced and the expression kept as it was.
-        with np.errstate(over="ignore"):
-            profile = np.exp(-((dist / width) ** 2))
-        atten[a0:a1, b0:b1] -= amp * profile * fade * body[a0:a1, b0:b1]
+        atten[a0:a1, b0:b1] -= amp * np.exp(-((dist / width) ** 2)) * fade * body[a0:a1, b0:b1]
 
 
 def render_scene(
