@@ -77,10 +77,14 @@ depth 4; session 23 compared depth 4 and 6 with 300 and 600 trees by the out-of-
 FOLDS = 5
 
 
-def film_rows(path: Path, overrides: list[str]) -> tuple[list[list[float]], list[list[int]], int]:
-    """Feature rows, the truth lesions each candidate finds, and the film's lesion count.
+FilmRows = tuple[list[list[float]], list[list[int]], int, str]
 
-    A film without ``NAME.truth.json`` (a real film) has no lesions.
+
+def film_rows(path: Path, overrides: list[str]) -> FilmRows:
+    """Feature rows, the truth lesions each candidate finds, the film's lesion count and
+    its anatomy.
+
+    A film without ``NAME.truth.json`` (a real film) has no lesions and anatomy ``""``.
     """
     cfg = load_config(overrides=overrides)
     with warnings.catch_warnings():
@@ -88,7 +92,8 @@ def film_rows(path: Path, overrides: list[str]) -> tuple[list[list[float]], list
         rg = read_radiograph(str(path))
     found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), cfg.detect)
     truth = path.with_suffix(".truth.json")
-    lesions = json.loads(truth.read_text())["lesions"] if truth.is_file() else []
+    doc = json.loads(truth.read_text()) if truth.is_file() else {}
+    lesions = doc.get("lesions", [])
     rows, hits = [], []
     for bbox, particles, feats in found:
         f = candidate_as_finding(bbox, particles)
@@ -96,10 +101,10 @@ def film_rows(path: Path, overrides: list[str]) -> tuple[list[list[float]], list
         hits.append(
             [i for i, les in enumerate(lesions) if finding_hits_lesion(f, les, rg.pixel_spacing_mm)]
         )
-    return rows, hits, len(lesions)
+    return rows, hits, len(lesions), doc.get("anatomy", "")
 
 
-def _film_rows_args(args: tuple[Path, list[str]]) -> tuple[list[list[float]], list[list[int]], int]:
+def _film_rows_args(args: tuple[Path, list[str]]) -> FilmRows:
     return film_rows(*args)
 
 
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         real = real_files()
     per_film = gather(paths + real, args.set, args.jobs)
     x_rows, y_l, img_l, hits, negative, n_les = [], [], [], [], set(), 0
-    for k, (rows, film_hits, n) in enumerate(per_film[: len(paths)]):
+    for k, (rows, film_hits, n, _a) in enumerate(per_film[: len(paths)]):
         if n == 0:
             negative.add(k)
         x_rows += rows
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     # real films: rows and a group per distinct image (SOP Instance UID)
     uids = [_instance(p) for p in real]
     xr_rows, real_group = [], []
-    for k, (rows, _h, _n) in enumerate(per_film[len(paths) :]):
+    for k, (rows, _h, _n, _a) in enumerate(per_film[len(paths) :]):
         xr_rows += rows
         real_group += [uids[k]] * len(rows)
     xr = np.array(xr_rows, dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
@@ -188,16 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         2,
     )
-    kept = oof >= t
-    found = {h for hs, k in zip(hits, kept, strict=True) if k for h in hs}
-    fp_rate = int((kept & (y == 0)).sum()) / n_img
-    spec = specificity(t)
+    n_found, _reached, fp_rate, spec = _figures(oof >= t, img, y, hits, negative, set(range(n_img)))
     print(
         f"out of fold ({FOLDS} folds by seed), threshold {t:.2f}: lesion recall "
-        f"{len(found)}/{n_les} = {len(found) / max(n_les, 1):.3f}, FP/image {fp_rate:.3f}, "
+        f"{n_found}/{n_les} = {n_found / max(n_les, 1):.3f}, FP/image {fp_rate:.3f}, "
         f"image specificity {spec:.3f} ({len(negative)} negative films)"
     )
-    by_anatomy = _by_anatomy(paths, img, y, hits, negative, t, x, lambda a, b: fitted(a, b, xr))
+    anatomies = [a for _r, _h, _n, a in per_film[: len(paths)]]
+    by_anatomy = _by_anatomy(anatomies, img, y, hits, negative, t, x, lambda a, b: fitted(a, b, xr))
     real_report: dict[str, int] = {}
     for g in sorted(set(real_group)):
         out = groups == g
@@ -229,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             "scikit_learn": sklearn_version,
             "min_confidence": t,
             "out_of_fold": {
-                "lesion_recall": round(len(found) / max(n_les, 1), 4),
-                "lesions": [len(found), n_les],
+                "lesion_recall": round(n_found / max(n_les, 1), 4),
+                "lesions": [n_found, n_les],
                 "fp_per_image": round(fp_rate, 4),
                 "image_specificity": round(spec, 4),
             },
@@ -250,8 +253,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _figures(
+    kept: np.ndarray,
+    img: np.ndarray,
+    y: np.ndarray,
+    hits: list[list[int]],
+    negative: set[int],
+    films: set[int],
+) -> tuple[int, int, float, float]:
+    """On the films ``films`` (indices), with candidates ``kept``: lesions found, lesions
+    reached by any candidate, false findings per film, and image specificity."""
+    on = np.isin(img, sorted(films))
+    sel = kept & on
+    found = {h for hs, k in zip(hits, sel, strict=True) if k for h in hs}
+    reached = {h for hs, k in zip(hits, on, strict=True) if k for h in hs}
+    negs = negative & films
+    flagged = set(img[sel].tolist()) & negs
+    return (
+        len(found),
+        len(reached),
+        int((sel & (y == 0)).sum()) / max(len(films), 1),
+        1.0 - len(flagged) / max(len(negs), 1),
+    )
+
+
 def _by_anatomy(
-    paths: list[Path],
+    anat: list[str],
     img: np.ndarray,
     y: np.ndarray,
     hits: list[list[int]],
@@ -262,10 +289,10 @@ def _by_anatomy(
 ) -> dict[str, Any]:
     """Scores out of fold by anatomy at threshold ``t``: overall and per anatomy.
 
-    Each anatomy named by the truth files is scored by trees fitted (``fit(x, y)``) on
-    the candidates of the other anatomies; ``t`` is the threshold chosen by seed.
+    ``anat`` names each film's anatomy (from its truth file). Each anatomy is scored by
+    trees fitted (``fit(x, y)``) on the candidates of the other anatomies; ``t`` is the
+    threshold chosen by seed.
     """
-    anat = [json.loads(p.with_suffix(".truth.json").read_text())["anatomy"] for p in paths]
     cand = np.array([anat[k] for k in img])
     score = np.zeros(len(y))
     for a in sorted(set(anat)):
@@ -275,21 +302,16 @@ def _by_anatomy(
     kept = score >= t
 
     def figures(films: set[int]) -> dict[str, Any]:
-        on = np.isin(img, sorted(films))
-        sel = kept & on
-        lesions = {h for hs, k in zip(hits, sel, strict=True) if k for h in hs}
-        total = {h for hs, k in zip(hits, on, strict=True) if k for h in hs}
-        negs = negative & films
-        flagged = set(img[sel].tolist()) & negs
+        found, reached, fp_rate, spec = _figures(kept, img, y, hits, negative, films)
         return {
             "films": len(films),
-            "lesions_found": len(lesions),
-            "lesions_with_candidate": len(total),
-            "fp_per_image": round(int((sel & (y == 0)).sum()) / max(len(films), 1), 4),
-            "image_specificity": round(1.0 - len(flagged) / max(len(negs), 1), 4),
+            "lesions_found": found,
+            "lesions_with_candidate": reached,
+            "fp_per_image": round(fp_rate, 4),
+            "image_specificity": round(spec, 4),
         }
 
-    out_doc = {"all": figures(set(range(len(paths))))}
+    out_doc = {"all": figures(set(range(len(anat))))}
     for a in sorted(set(anat)):
         out_doc[a] = figures({k for k, n in enumerate(anat) if n == a})
     line = "; ".join(f"{a} {v['fp_per_image']:.2f}" for a, v in out_doc.items() if a != "all")
