@@ -62,7 +62,7 @@ def film_samples(
     rg = read_radiograph(str(path))
     amap = map_anatomy(rg, params=anatomy)
     feats, _sp = pixel_features(rg, amap, GRID_MM)
-    h, w = feats.shape[:2]
+    h, w = feats.shape[1:]
     stem = str(path)[: -len(".dcm")]
     truth = cv2.imread(stem + ".anatomy.png", cv2.IMREAD_UNCHANGED)
     lesion = cv2.imread(stem + ".mask.png", cv2.IMREAD_UNCHANGED)
@@ -80,7 +80,7 @@ def film_samples(
             rows.append(idx)
             labels.append(is_bone.ravel()[idx])
     idx = np.concatenate(rows)
-    x = feats.reshape(-1, feats.shape[-1])[idx]
+    x = feats.reshape(feats.shape[0], -1)[:, idx].T
     map_bone = x[:, PIXEL_FEATURES.index("map_bone")]
     return x, np.concatenate(labels).astype(np.int8), map_bone
 

@@ -136,13 +136,13 @@ def test_bone_probability_beats_the_anatomy_map_on_the_sample_films() -> None:
     for path in sorted((ROOT / "sample_dicoms").glob("synth_*.dcm")):
         rg = read_radiograph(str(path))
         field = bone_field(rg, map_anatomy(rg, params=cfg.anatomy), model)
-        h, w = field.features.shape[:2]
+        h, w = field.features.shape[1:]
         truth = cv2.imread(str(path.with_suffix(".anatomy.png")), cv2.IMREAD_UNCHANGED)
         truth = cv2.resize(truth, (w, h), interpolation=cv2.INTER_NEAREST)
         body = (truth == Region.SOFT_TISSUE) | (truth == Region.BONE)
         truth_all.append(truth[body] == Region.BONE)
-        model_all.append(model.predict_proba(field.features[body]) > 0.5)
-        map_all.append(field.features[body][:, PIXEL_FEATURES.index("map_bone")] > 0.5)
+        model_all.append(model.predict_proba(field.features[:, body].T) > 0.5)
+        map_all.append(field.features[PIXEL_FEATURES.index("map_bone")][body] > 0.5)
     y = np.concatenate(truth_all)
     balanced = load_script("train_bone").balanced_accuracy
     acc_model = balanced(y, np.concatenate(model_all))
@@ -154,13 +154,13 @@ def test_bone_probability_beats_the_anatomy_map_on_the_sample_films() -> None:
 def _mean_alone(field: Any, rows: np.ndarray, cols: np.ndarray, shape: Any, limit: int) -> float:
     """One group's mean bone probability written out: the model pixels holding the
     pixels' centres, each once in raster order, at most ``limit`` spread evenly."""
-    h, w = field.features.shape[:2]
+    h, w = field.features.shape[1:]
     r = np.minimum(((rows + 0.5) * (h / shape[0])).astype(int), h - 1)
     c = np.minimum(((cols + 0.5) * (w / shape[1])).astype(int), w - 1)
     key = np.unique(r * w + c)
     if key.size > limit:
         key = key[np.linspace(0, key.size - 1, limit).round().astype(int)]
-    x = field.features.reshape(-1, field.features.shape[-1])[key]
+    x = field.features.reshape(field.features.shape[0], -1)[:, key].T
     return float(field.model.predict_proba(x).mean())
 
 
@@ -211,7 +211,7 @@ def test_pixel_features_share_the_detectors_contrast_unit_on_a_film_without_bone
     spread = float(np.percentile(v, 99) - np.percentile(v, 50))
     assert no_bone.contrast_unit(v) == pytest.approx(spread)
     k = PIXEL_FEATURES.index("level_4")
-    with_step = pixel_features(rg, amap)[0][..., k]
-    without = pixel_features(rg, no_bone)[0][..., k]
+    with_step = pixel_features(rg, amap)[0][k]
+    without = pixel_features(rg, no_bone)[0][k]
     # the same smoothed level over a different unit
     assert np.allclose(without * spread, with_step * amap.bone_step, atol=1e-4)

@@ -464,11 +464,25 @@ def _measure(
             frac, n_filled = _enclosure(lab[box] == i, k_close)
             if n_filled >= bone_ring_px and frac >= p.bone_ring_enclosed:
                 keep[i] = False
+    grids: dict[tuple[int, int], np.ndarray] = {}
+
+    def normalized(grid_mm: float) -> np.ndarray:
+        """The film on a coarse grid, resampled once (the surround and the bone
+        probability read the same 0.5 mm grid)."""
+        shape_g = radiograph.grid(grid_mm)[1]
+        if shape_g not in grids:
+            grids[shape_g] = radiograph.normalized_on(shape_g)
+        return grids[shape_g]
+
+    def the_bone_field() -> BoneField:
+        model = load_bone_model(p.bone_model)
+        return bone_field(radiograph, anatomy, model, normalized=normalized(model.grid_mm))
+
     field_: BoneField | None = None  # the bone probability, once per film when needed
     if p.particle_bone_max < 1.0 and keep.any():
         # a particle on bone the map missed (a phalanx's cortex, a fibula's margin) is
         # dropped before grouping, so that it does not swallow a deposit beside it
-        field_ = bone_field(radiograph, anatomy, load_bone_model(p.bone_model))
+        field_ = the_bone_field()
         ys_p, xs_p = np.nonzero(keep[lab])
         means = field_.means_at(ys_p, xs_p, lab[ys_p, xs_p], (h, w), limit=PARTICLE_PIXELS)
         keep[: means.size] &= means < p.particle_bone_max
@@ -500,7 +514,7 @@ def _measure(
     if p.confidence_model or not prune:
         sp5, (h5, w5) = radiograph.grid(SURROUND_GRID_MM)
         surround = Surround(
-            radiograph.normalized_on((h5, w5)),
+            normalized(SURROUND_GRID_MM),
             anatomy.labels_on((h5, w5)) == Region.BONE,
             sp5,
             bone_contrast,
@@ -566,7 +580,7 @@ def _measure(
         feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
         feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
         if field_ is None:  # once per film, and only for a film with a candidate to score
-            field_ = bone_field(radiograph, anatomy, load_bone_model(p.bone_model))
+            field_ = the_bone_field()
         feats["bone_prob"] = field_.mean_at(ys + sl[0].start, xs + sl[1].start, (h, w))
         if surround is not None:
             centre = ((sl[0].start + sl[0].stop) / 2 * f5r, (sl[1].start + sl[1].stop) / 2 * f5c)
