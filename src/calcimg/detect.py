@@ -136,25 +136,6 @@ class DetectParams:
     """Candidates denser than this many times the bone - soft-tissue contrast are metal
     or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
     tissue and cortex)."""
-    clump_mm: float = 0.0
-    """Opening size of the clump channel (0 = off): large faint clumps (30-300 mm2 of
-    smoothly varying density, ``DOMAIN.md``'s amorphous deposits) give the small-scale
-    top-hat no seed, because their interior survives its openings. The channel finds
-    them on the :data:`calcimg.surround.GRID_MM` grid as a top-hat against an opening of
-    this size, and offers each as a candidate of its own (feature ``clump_channel`` =
-    1), never grouped with the small-scale particles. Only a confidence model that reads
-    ``clump_channel`` may score them."""
-    clump_smooth_mm: float = 1.0
-    """Gaussian sigma applied before the clump channel's top-hat."""
-    clump_seed_cnr: float = 4.0
-    clump_grow_cnr: float = 2.0
-    """Hysteresis of the clump channel, in units of its own noise (the robust spread of
-    a 2 mm high-pass of the smoothed film in soft tissue)."""
-    clump_min_area_mm2: float = 10.0
-    clump_max_area_mm2: float = 2000.0
-    clump_max_overlap: float = 0.5
-    """A clump more than this share of which the small-scale particles cover is left to
-    them (it is already a candidate, or part of one)."""
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
@@ -215,13 +196,6 @@ class DetectParams:
         check_range("detect.bone_ring_enclosed", self.bone_ring_enclosed, 0.0, 1.0)
         check_range("detect.particle_bone_max", self.particle_bone_max, 0.0, 1.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
-        check_range("detect.clump_mm", self.clump_mm, 0.0, 100.0)
-        check_range("detect.clump_smooth_mm", self.clump_smooth_mm, 0.0, 10.0)
-        check_range("detect.clump_seed_cnr", self.clump_seed_cnr, 0.0, 100.0)
-        check_range("detect.clump_grow_cnr", self.clump_grow_cnr, 0.0, self.clump_seed_cnr)
-        check_range("detect.clump_min_area_mm2", self.clump_min_area_mm2, 0.0, 1e6)
-        check_range("detect.clump_max_area_mm2", self.clump_max_area_mm2, 0.0, 1e9)
-        check_range("detect.clump_max_overlap", self.clump_max_overlap, 0.0, 1.0)
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
         if len(self.confidence_weights) != len(FEATURE_NAMES) + 1:
@@ -341,10 +315,7 @@ def cnr_map(
     return best, best_res, sigma
 
 
-CHANNEL_FEATURES = ("clump_channel",)
-"""Which channel found a candidate: 1 for the clump channel (``clump_mm``), else 0."""
-
-CANDIDATE_FEATURES = FEATURE_NAMES + SURROUND_FEATURES + CHANNEL_FEATURES
+CANDIDATE_FEATURES = FEATURE_NAMES + SURROUND_FEATURES
 """Everything measured on a candidate that a confidence tree model may read."""
 
 
@@ -552,9 +523,6 @@ def _measure(
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
     fr, fc = shape[0] / h, shape[1] / w
-    # (slices, mask, CNR and residual over the mask, particle labels, channel)
-    groups: list[tuple[tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]
-    groups = []
     for g, sl in enumerate(slices, start=1):
         if sl is None:
             continue
@@ -563,19 +531,10 @@ def _measure(
         area = npx * sp * sp
         if area < p.min_area_mm2 or area > p.max_area_mm2 or npx < p.min_area_px:
             continue
-        sub_lab = lab[sl][m]
-        pids = np.unique(sub_lab)
-        plab = np.zeros(m.shape, dtype=np.int32)
-        # particles numbered 1..n in the order of their labels (one pass, not one per id)
-        plab[m] = np.searchsorted(pids, sub_lab) + 1
-        groups.append((sl, m, cnr[sl][m], res[sl][m], plab, 0.0))
-    if p.clump_mm > 0:
-        sp5 = radiograph.grid(SURROUND_GRID_MM)[0]
-        groups += _clumps(normalized(SURROUND_GRID_MM), sp5, soft, allowed, parts, p)
-    for sl, m, c, r, plab, channel in groups:
-        npx = int(m.sum())
-        area = npx * sp * sp
-        n_particles = int(plab.max())
+        c = cnr[sl][m]
+        sub_lab = lab[sl]
+        pids = np.unique(sub_lab[m])
+        pids = pids[pids > 0]
         near_bone = dist[sl][m] < p.edge_band_mm
         ys, xs = np.nonzero(m)
         if ys.size > 2:
@@ -588,18 +547,18 @@ def _measure(
             "cnr_max": float(c.max()),
             "cnr_mean": float(c.mean()),
             "area_mm2": float(area),
-            "n_particles": float(n_particles),
+            "n_particles": float(pids.size),
             "log_cnr_max": float(np.log(max(c.max(), 1e-3))),
             "log_cnr_mean": float(np.log(max(c.mean(), 1e-3))),
             "log_area_mm2": float(np.log(max(area, 1e-3))),
-            "log_n_particles": float(np.log(max(n_particles, 1))),
+            "log_n_particles": float(np.log(max(pids.size, 1))),
             "edge_fraction": float(near_bone.mean()),
-            "rel_contrast": float(r.max() / bone_contrast),
+            "rel_contrast": float(res[sl][m].max() / bone_contrast),
             "elongation": float(min(elong, 20.0)),
             "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
             # local background relative to soft tissue (0) and bone (1): candidates on a
             # bone-level background are bone texture the anatomy map missed
-            "background_rel": float((np.median(img[sl][m] - r) - ref_soft) / level_span),
+            "background_rel": float((np.median(img[sl][m] - res[sl][m]) - ref_soft) / level_span),
             "fill": float(npx / max(m.size, 1)),
             "texture_density": float(
                 max(
@@ -628,67 +587,12 @@ def _measure(
             rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
             cols5 = ((xs + sl[1].start + 0.5) * f5c).astype(np.intp)
             feats.update(zip(SURROUND_FEATURES, surround.at(centre, rows5, cols5), strict=True))
-        feats["clump_channel"] = channel
+        plab = np.zeros(m.shape, dtype=np.int32)
+        # particles numbered 1..n in the order of their labels (one pass, not one per id)
+        plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
         found.append((sl, plab, feats))
     found.sort(key=lambda t: -t[2]["cnr_max"])
     return found[: p.max_candidates], (fr, fc), sp
-
-
-def _clumps(
-    img5: np.ndarray,
-    sp5: float,
-    soft: np.ndarray,
-    allowed: np.ndarray,
-    parts: np.ndarray,
-    p: DetectParams,
-) -> list[tuple[tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
-    """The clump channel's candidates (``DetectParams.clump_mm``) on the detection grid.
-
-    ``img5`` is the normalised film on the coarse grid of spacing ``sp5``; ``soft``,
-    ``allowed`` (where candidates may lie) and ``parts`` (the small-scale particles kept)
-    are on the detection grid. Returns, per clump, (slices, mask, CNR and residual over
-    the mask, particle labels (one particle), channel 1.0) as ``_measure`` scores them.
-    """
-    h, w = soft.shape
-    h5, w5 = img5.shape
-    soft5 = _resize(soft.view(np.uint8), (h5, w5), cv2.INTER_NEAREST) > 0
-    allowed5 = _resize(allowed.view(np.uint8), (h5, w5), cv2.INTER_NEAREST) > 0
-    if not allowed5.any():
-        return []
-    ims = cv2.GaussianBlur(img5, (0, 0), p.clump_smooth_mm / sp5) if p.clump_smooth_mm > 0 else img5
-    k = np.ones((max(1, int(round(p.clump_mm / sp5)) | 1),) * 2, np.uint8)
-    res5 = ims - cv2.dilate(cv2.erode(ims, k), k)
-    sel = soft5 if soft5.any() else allowed5
-    hp = ims[sel] - cv2.GaussianBlur(ims, (0, 0), 2.0 / sp5)[sel]
-    noise = max(_robust_sigma(hp), 1e-6)
-    cnr5 = (res5 - np.float32(np.median(_sample(res5[sel])))) * np.float32(1.0 / noise)
-    grow = ((cnr5 >= p.clump_grow_cnr) & allowed5).astype(np.uint8)
-    n, lab5, stats, _c = cv2.connectedComponentsWithStats(grow, connectivity=8)
-    if n <= 1:
-        return []
-    on = grow > 0
-    seed_max = np.zeros(n, dtype=np.float32)
-    np.maximum.at(seed_max, lab5[on].astype(np.intp), cnr5[on])
-    area = stats[:, cv2.CC_STAT_AREA] * sp5 * sp5
-    keep = (seed_max >= p.clump_seed_cnr) & (area >= p.clump_min_area_mm2)
-    keep &= area <= p.clump_max_area_mm2
-    keep[0] = False
-    fr, fc = h / h5, w / w5
-    out = []
-    for i in np.nonzero(keep)[0]:
-        x0, y0, bw, bh = (int(v) for v in stats[i, :4])
-        r0, c0 = int(y0 * fr), int(x0 * fc)
-        r1, c1 = min(h, int(np.ceil((y0 + bh) * fr))), min(w, int(np.ceil((x0 + bw) * fc)))
-        sl = (slice(r0, r1), slice(c0, c1))
-        box5 = (slice(y0, y0 + bh), slice(x0, x0 + bw))
-        m = _resize((lab5[box5] == i).view(np.uint8), (r1 - r0, c1 - c0), cv2.INTER_NEAREST) > 0
-        m &= allowed[sl]
-        if not m.any() or parts[sl][m].mean() > p.clump_max_overlap:
-            continue
-        c = _resize(cnr5[box5], (r1 - r0, c1 - c0), cv2.INTER_LINEAR)[m]
-        r = _resize(res5[box5], (r1 - r0, c1 - c0), cv2.INTER_LINEAR)[m]
-        out.append((sl, m, c, r, m.astype(np.int32), 1.0))
-    return out
 
 
 def _at_film(
@@ -779,16 +683,6 @@ def detect(radiograph: Radiograph, anatomy: AnatomyMap, *, params: DetectParams)
     Detections
         Findings with confidence >= ``min_confidence``, strongest first.
     """
-    if params.clump_mm > 0 and (
-        not params.confidence_model or "clump_channel" not in _tree_model(params).features
-    ):
-        raise ConfigError(
-            f"detect.clump_mm = {params.clump_mm:g} offers the clump channel's candidates, "
-            f"which only a confidence tree model fitted with them can score: expected "
-            f"detect.confidence_model to read 'clump_channel', found "
-            f"{params.confidence_model or 'no model (the logistic weights)'!r}; set "
-            f"detect.clump_mm = 0 or fit a model with scripts/train_confidence.py"
-        )
     measured, scale, _sp = _measure(radiograph, anatomy, params, prune=True)
     kept = [(sl, pl, f) for sl, pl, f in measured if pl is not None]
     confs = confidences(params, [f for _sl, _pl, f in kept])
