@@ -304,6 +304,22 @@ def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
 
 
+_COARSE_BLUR = {16: 2, 32: 4}
+"""Blurs of these sigmas (mm) run on a grid this many times coarser, then are
+interpolated back: on RG1 at 3000 x 3000 (0.5 mm grid) 32 -> 4 ms and 72 -> 2 ms, within
+0.002 and 0.003 of the bone step of the full-grid blur."""
+
+
+def _blur_coarse(img: np.ndarray, sigma_px: float, factor: int) -> np.ndarray:
+    """:func:`_blur` of ``img`` computed on a grid ``factor`` times coarser."""
+    h, w = img.shape
+    small = cv2.resize(
+        img, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA
+    )
+    out = _blur(small, sigma_px * small.shape[0] / h)
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _hessian(smooth: np.ndarray, scale_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Scale-normalised Hessian eigenvalues (smaller, larger) of a smoothed image."""
     # 3x3 Sobel second derivatives are 4x the derivative (their [1, 2, 1] smoothing and
@@ -368,7 +384,10 @@ def pixel_features(
         soft = float(np.median(v))
     inv = np.float32(1.0 / anatomy.contrast_unit(v))
     px = 1.0 / sp  # pixels per mm
-    g = {s: _blur(v, s * px) for s in (1, 2, 4, 8, 16, 32)}
+    g = {
+        s: _blur_coarse(v, s * px, _COARSE_BLUR[s]) if s in _COARSE_BLUR else _blur(v, s * px)
+        for s in (1, 2, 4, 8, 16, 32)
+    }
     h2, h4, h8 = (_hessian(g[s], s * px) for s in (2, 4, 8))
     fine = v - _blur(v, 0.75 * px)
     texture = np.sqrt(np.maximum(_blur(fine * fine, 1.5 * px), 0.0))
