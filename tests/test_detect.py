@@ -476,3 +476,24 @@ def test_the_anatomy_report_scores_each_anatomy_with_trees_fitted_without_it() -
     }
     assert out["all"]["lesions_found"] == 1
     assert out["all"]["fp_per_image"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_the_particle_bone_opt_in_loads_and_runs() -> None:
+    """The opt-in of session 25 (particles on unmapped bone dropped, trees refitted for
+    it; docs/detection.md) is a valid configuration whose trees read the candidates'
+    features."""
+    from calcimg.ingest import read_radiograph
+
+    opt_in = load_config(
+        overrides=[
+            "detect.particle_bone_max=0.7",
+            "detect.confidence_model=confidence_trees_particle_bone_0.7.json",
+            "detect.min_confidence=0.24",
+        ]
+    )
+    assert opt_in.hash() != load_config().hash()
+    rg = read_radiograph(str(SAMPLES / "synth_0002.dcm"))
+    amap = map_anatomy(rg, params=opt_in.anatomy)
+    found = detect(rg, amap, params=opt_in.detect)
+    assert found.n_candidates > 0
+    assert all(0.24 <= d.confidence <= 1.0 for d in found.items)
