@@ -257,3 +257,14 @@ def test_large_blurs_on_a_coarser_grid_stay_close_to_the_full_grid() -> None:
             assert coarse.shape == exact.shape
             worst = max(worst, float(np.abs(coarse - exact).max()) / unit)
     assert worst < 0.02
+
+
+def test_many_rows_are_evaluated_in_chunks_with_the_same_values() -> None:
+    """More rows than fit in cache go through the trees in chunks (session 25, for the
+    particle pass): the probabilities are those of smaller calls, row for row."""
+    model = load_bone_model()
+    x = np.random.default_rng(0).normal(size=(5000, len(model.features)))
+    whole = model.predict_proba(x)
+    blocks = np.concatenate([model.predict_proba(x[i : i + 1000]) for i in range(0, 5000, 1000)])
+    assert whole.shape == (5000,)
+    assert np.array_equal(whole, blocks)

@@ -89,6 +89,9 @@ _DIST_CAP_MM = 10.0
 MEAN_PIXELS = 256
 """Most model-grid pixels :meth:`BoneField.mean_at` evaluates for one mean."""
 
+_CHUNK_ROWS = 2048
+"""Rows :meth:`TreeEnsemble.predict_proba` evaluates at once; more go in chunks."""
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class TreeEnsemble:
@@ -130,6 +133,15 @@ class TreeEnsemble:
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ValueError(
                 f"expected feature rows of {len(self.features)} columns, found shape {x.shape}"
+            )
+        if x.shape[0] > _CHUNK_ROWS:
+            # a few thousand rows keep the (rows, trees) node arrays in cache: RG1's
+            # particle pass took 0.30 s at once and 0.19 s in chunks (same values)
+            return np.concatenate(
+                [
+                    self.predict_proba(x[i : i + _CHUNK_ROWS])
+                    for i in range(0, x.shape[0], _CHUNK_ROWS)
+                ]
             )
         node = np.broadcast_to(self.roots, (x.shape[0], self.roots.size)).copy()
         rows = np.arange(x.shape[0])[:, None]
