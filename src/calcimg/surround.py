@@ -59,6 +59,7 @@ RINGS = (
 _COHERENCE_SCALES = (1.0, 3.0)
 _COHERENCE_RINGS = ((0.0, 4.0), (4.0, 8.0), (8.0, 16.0))
 _DOG_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
+_DOG_BLURS = tuple(sorted({*_DOG_SCALES, *(2 * s for s in _DOG_SCALES)}))
 
 
 def _names() -> tuple[str, ...]:
@@ -155,8 +156,10 @@ class Surround:
             )
             coh = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy + 1e-6)
             out += [coh[r].mean() for r in self._coh_rings]
+        # the scales double, so each blur serves two differences (6 blurs, not 10)
+        blurs = {s: cv2.GaussianBlur(im, (0, 0), s / sp) for s in _DOG_BLURS}
         for s in _DOG_SCALES:
-            d = cv2.GaussianBlur(im, (0, 0), s / sp) - cv2.GaussianBlur(im, (0, 0), 2 * s / sp)
+            d = blurs[s] - blurs[2 * s]
             out += [d[self._near2].max(), d[self._near4].mean()]
         if inside.any():
             near = cv2.dilate(m, self._band_kernel) > 0
