@@ -479,14 +479,18 @@ def _measure(
         return bone_field(radiograph, anatomy, model, normalized=normalized(model.grid_mm))
 
     field_: BoneField | None = None  # the bone probability, once per film when needed
+    parts = keep[lab]
     if p.particle_bone_max < 1.0 and keep.any():
         # a particle on bone the map missed (a phalanx's cortex, a fibula's margin) is
         # dropped before grouping, so that it does not swallow a deposit beside it
         field_ = the_bone_field()
-        ys_p, xs_p = np.nonzero(keep[lab])
-        means = field_.means_at(ys_p, xs_p, lab[ys_p, xs_p], (h, w), limit=PARTICLE_PIXELS)
-        keep[: means.size] &= means < p.particle_bone_max
-    parts = keep[lab]
+        ys_p, xs_p = np.nonzero(parts)
+        lab_p = lab[ys_p, xs_p]
+        means = field_.means_at(ys_p, xs_p, lab_p, (h, w), limit=PARTICLE_PIXELS)
+        on_bone = means >= p.particle_bone_max
+        keep[: means.size] &= ~on_bone
+        gone = on_bone[lab_p]
+        parts[ys_p[gone], xs_p[gone]] = False
     if not parts.any():
         return [], (1.0, 1.0), sp
     # group particles closer than group_mm
@@ -522,6 +526,7 @@ def _measure(
         f5r, f5c = h5 / h, w5 / w
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
+    bone_px: list[tuple[np.ndarray, np.ndarray]] = []  # scored candidates' grid pixels
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
         if sl is None:
@@ -579,9 +584,9 @@ def _measure(
             continue
         feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
         feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
-        if field_ is None:  # once per film, and only for a film with a candidate to score
-            field_ = the_bone_field()
-        feats["bone_prob"] = field_.mean_at(ys + sl[0].start, xs + sl[1].start, (h, w))
+        # bone_prob: all candidates in one pass of the trees, after this loop
+        feats["bone_prob"] = 0.0
+        bone_px.append((ys + sl[0].start, xs + sl[1].start))
         if surround is not None:
             centre = ((sl[0].start + sl[0].stop) / 2 * f5r, (sl[1].start + sl[1].stop) / 2 * f5c)
             rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
@@ -591,6 +596,17 @@ def _measure(
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
         found.append((sl, plab, feats))
+    if bone_px:  # the bone field once per film, and only for a film with candidates to score
+        if field_ is None:
+            field_ = the_bone_field()
+        rows_b = np.concatenate([r for r, _ in bone_px])
+        cols_b = np.concatenate([c for _, c in bone_px])
+        group_b = np.repeat(np.arange(len(bone_px)), [r.size for r, _ in bone_px])
+        # each candidate's mean is the one mean_at gives it alone (BoneField.means_at)
+        probs = iter(field_.means_at(rows_b, cols_b, group_b, (h, w)).tolist())
+        for _sl, plab_, feats_ in found:
+            if plab_ is not None:
+                feats_["bone_prob"] = next(probs)
     found.sort(key=lambda t: -t[2]["cnr_max"])
     return found[: p.max_candidates], (fr, fc), sp
 
