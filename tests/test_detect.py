@@ -432,6 +432,8 @@ def test_the_shipped_confidence_model_records_its_training_and_threshold() -> No
     info = model.info
     assert info["script"] == "scripts/train_confidence.py"
     assert info["min_confidence"] == p.min_confidence
+    # fitted on candidates found with the shipped particle drop (session 26)
+    assert f"detect.particle_bone_max={p.particle_bone_max:g}" in info["overrides"]
     oof = info["out_of_fold"]
     assert oof["fp_per_image"] <= 0.10 and oof["image_specificity"] >= 0.95
     # the fit saw none of the evaluation sets: only the tune folders and the real films
@@ -478,22 +480,26 @@ def test_the_anatomy_report_scores_each_anatomy_with_trees_fitted_without_it() -
     assert out["all"]["fp_per_image"] == pytest.approx(1 / 3, abs=1e-4)
 
 
-def test_the_particle_bone_opt_in_loads_and_runs() -> None:
-    """The opt-in of session 25 (particles on unmapped bone dropped, trees refitted for
-    it; docs/detection.md) is a valid configuration whose trees read the candidates'
-    features."""
+def test_the_default_drops_particles_on_bone_and_the_opt_out_still_runs() -> None:
+    """Session 26 made session 25's opt-in the default: particles on unmapped bone are
+    dropped, with trees refitted for it. Session 23's trees ship for the opt-out
+    (docs/detection.md), a valid configuration whose trees read the candidates' features
+    and whose findings respect its own cut."""
     from calcimg.ingest import read_radiograph
 
-    opt_in = load_config(
+    shipped = load_config()
+    assert shipped.detect.particle_bone_max == 0.7
+    assert shipped.detect.confidence_model == "confidence_trees.json"
+    opt_out = load_config(
         overrides=[
-            "detect.particle_bone_max=0.7",
-            "detect.confidence_model=confidence_trees_particle_bone_0.7.json",
-            "detect.min_confidence=0.24",
+            "detect.particle_bone_max=1.0",
+            "detect.confidence_model=confidence_trees_particle_bone_off.json",
+            "detect.min_confidence=0.30",
         ]
     )
-    assert opt_in.hash() != load_config().hash()
+    assert opt_out.hash() != shipped.hash()
     rg = read_radiograph(str(SAMPLES / "synth_0002.dcm"))
-    amap = map_anatomy(rg, params=opt_in.anatomy)
-    found = detect(rg, amap, params=opt_in.detect)
+    amap = map_anatomy(rg, params=opt_out.anatomy)
+    found = detect(rg, amap, params=opt_out.detect)
     assert found.n_candidates > 0
-    assert all(0.24 <= d.confidence <= 1.0 for d in found.items)
+    assert all(0.30 <= d.confidence <= 1.0 for d in found.items)
