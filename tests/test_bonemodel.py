@@ -304,3 +304,14 @@ def test_the_vectorised_walk_reaches_the_leaves_a_plain_walk_reaches(name: str) 
     x[11, rng.integers(0, k, size=4)] = np.nan
     expected = np.array([walk_one_row(model, row) for row in x])
     assert np.array_equal(model.predict_proba(x), expected)
+
+
+def test_sorted_unique_is_numpys_unique() -> None:
+    """means_at dedupes (group, model pixel) codes by sorting (session 26), not with
+    numpy 2's hashing np.unique: the same values, empty and single arrays included."""
+    from calcimg.bonemodel import _sorted_unique
+
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 2, 1000):
+        codes = rng.integers(0, 50, size=size) * 3_000_000_000 + rng.integers(0, 40, size=size)
+        assert np.array_equal(_sorted_unique(codes), np.unique(codes))

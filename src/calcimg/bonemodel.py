@@ -525,7 +525,7 @@ class BoneField:
         r = np.minimum(((np.asarray(rows) + 0.5) * (h / shape[0])).astype(np.intp), h - 1)
         c = np.minimum(((np.asarray(cols) + 0.5) * (w / shape[1])).astype(np.intp), w - 1)
         # (group, model pixel) pairs, each once, sorted by group then raster order
-        pair = np.unique(groups * (h * w) + r * w + c)
+        pair = _sorted_unique(groups * (h * w) + r * w + c)
         g, key = np.divmod(pair, h * w)
         counts = np.bincount(g, minlength=n)
         keep = np.ones(pair.size, dtype=bool)
@@ -535,12 +535,23 @@ class BoneField:
             keep[s0 : s0 + m] = False
             keep[s0 + np.linspace(0, m - 1, limit).round().astype(np.intp)] = True
         g, key = g[keep], key[keep]
-        uniq, inv = np.unique(key, return_inverse=True)
+        uniq = _sorted_unique(key)
+        inv = np.searchsorted(uniq, key)
         x = self.features.reshape(self.features.shape[0], -1)[:, uniq].T
         prob = self.model.predict_proba(x)[inv] if uniq.size else np.zeros(0)
         total = np.bincount(g, weights=prob, minlength=n)
         used = np.bincount(g, minlength=n)
         return np.divide(total, used, out=np.zeros(n), where=used > 0)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-d integer array, by sorting: numpy 2's hashing unique
+    took 40 ms a call over RG3's 505 000 particle pixels, this 9 ms with the codes' sums
+    (session 26; the same values)."""
+    s = np.sort(values)
+    if s.size < 2:
+        return s
+    return s[np.concatenate(([True], s[1:] != s[:-1]))]
 
 
 def bone_field(
