@@ -503,3 +503,18 @@ def test_the_default_drops_particles_on_bone_and_the_opt_out_still_runs() -> Non
     found = detect(rg, amap, params=opt_out.detect)
     assert found.n_candidates > 0
     assert all(0.30 <= d.confidence <= 1.0 for d in found.items)
+
+
+def test_the_opt_out_config_file_equals_its_three_overrides() -> None:
+    """docs/config/particle_bone_off.toml, the site file the docs give for the opt-out,
+    sets exactly what the three ``--set`` lines of docs/detection.md set."""
+    root = SAMPLES.parent
+    from_file = load_config(root / "docs" / "config" / "particle_bone_off.toml")
+    from_sets = load_config(
+        overrides=[
+            "detect.particle_bone_max=1.0",
+            "detect.confidence_model=confidence_trees_particle_bone_off.json",
+            "detect.min_confidence=0.30",
+        ]
+    )
+    assert from_file.hash() == from_sets.hash() != load_config().hash()
