@@ -490,7 +490,6 @@ def _measure(
         lab_p = lab[ys_p, xs_p]
         means = field_.means_at(ys_p, xs_p, lab_p, (h, w), limit=PARTICLE_PIXELS)
         on_bone = means >= p.particle_bone_max
-        keep[: means.size] &= ~on_bone
         gone = on_bone[lab_p]
         parts[ys_p[gone], xs_p[gone]] = False
     if not parts.any():
