@@ -73,3 +73,22 @@ def test_a_bone_edge_goes_on_beyond_the_candidate_and_a_deposit_does_not() -> No
     assert edge["beyond_grad"] > 2 * deposit["beyond_grad"]
     assert edge["beyond_spread"] > 0.5 > deposit["beyond_spread"]  # bone one side, tissue other
     assert edge["coherence_3_0_4"] > 0.9 > 0.5 > deposit["coherence_3_0_4"]
+
+
+def test_many_candidates_at_once_are_each_what_one_alone_gives() -> None:
+    """The batch stacks the patches as one image's channels (in chunks of at most 128):
+    no candidate may read another's patch, and the chunks' seams must not show."""
+    film, bone = _film()
+    rng = np.random.default_rng(7)
+    centres, pixels = [], []
+    for _ in range(130):  # two chunks
+        cy, cx = rng.uniform(-4, N + 4, 2)  # some patches reach over the film's edge
+        ys, xs = _disc(cy, cx, rng.uniform(0.5, 4.0))
+        centres.append((float(cy), float(cx)))
+        pixels.append((ys, xs))
+    s = Surround(film, bone, SP, 0.3)
+    many = s.many(centres, pixels)
+    assert many.shape == (130, len(SURROUND_FEATURES))
+    alone = np.array([s.at(c, ys, xs) for c, (ys, xs) in zip(centres, pixels, strict=True)])
+    np.testing.assert_allclose(many, alone, rtol=1e-12, atol=1e-12)
+    assert s.many([], []).shape == (0, len(SURROUND_FEATURES))

@@ -528,6 +528,7 @@ def _measure(
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
     bone_px: list[tuple[np.ndarray, np.ndarray]] = []  # scored candidates' grid pixels
+    around: list[tuple[dict[str, float], tuple[float, float], tuple[np.ndarray, np.ndarray]]] = []
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
         if sl is None:
@@ -588,15 +589,20 @@ def _measure(
         # bone_prob: all candidates in one pass of the trees, after this loop
         feats["bone_prob"] = 0.0
         bone_px.append((ys + sl[0].start, xs + sl[1].start))
-        if surround is not None:
+        if surround is not None:  # all candidates in one batch after this loop
             centre = ((sl[0].start + sl[0].stop) / 2 * f5r, (sl[1].start + sl[1].stop) / 2 * f5c)
             rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
             cols5 = ((xs + sl[1].start + 0.5) * f5c).astype(np.intp)
-            feats.update(zip(SURROUND_FEATURES, surround.at(centre, rows5, cols5), strict=True))
+            around.append((feats, centre, (rows5, cols5)))
+            feats.update(dict.fromkeys(SURROUND_FEATURES, 0.0))
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
         found.append((sl, plab, feats))
+    if surround is not None and around:
+        rows = surround.many([c for _f, c, _p in around], [px for _f, _c, px in around])
+        for (feats_, _c, _p), row in zip(around, rows.tolist(), strict=True):
+            feats_.update(zip(SURROUND_FEATURES, row, strict=True))
     if bone_px:  # the bone field once per film, and only for a film with candidates to score
         if field_ is None:
             field_ = the_bone_field()

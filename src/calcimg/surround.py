@@ -33,6 +33,8 @@ A confidence model reads them beside the named features
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -60,6 +62,9 @@ _COHERENCE_SCALES = (1.0, 3.0)
 _COHERENCE_RINGS = ((0.0, 4.0), (4.0, 8.0), (8.0, 16.0))
 _DOG_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
 _DOG_BLURS = tuple(sorted({*_DOG_SCALES, *(2 * s for s in _DOG_SCALES)}))
+_MAX_CHANNELS = 128
+"""Candidates filtered together as one image's channels (OpenCV 5 takes at most 128, 4.x
+512)."""
 
 
 def _names() -> tuple[str, ...]:
@@ -110,10 +115,15 @@ class Surround:
         self.shape = film.shape
         yy, xx = np.mgrid[-h:h, -h:h] + 0.5
         self._r = np.hypot(yy, xx) * self.sp
-        self._rings = [(self._r >= a) & (self._r < b) for a, b in RINGS]
-        self._coh_rings = [(self._r >= a) & (self._r < b) for a, b in _COHERENCE_RINGS]
-        self._near2 = self._r < 2.0
-        self._near4 = self._r < 4.0
+
+        # flat indices into a patch, in the row-major order a boolean mask reads them
+        def annulus(a: float, b: float) -> np.ndarray:
+            return np.flatnonzero((self._r >= a) & (self._r < b))
+
+        self._ring_idx = [annulus(a, b) for a, b in RINGS]
+        self._coh_idx = [annulus(a, b) for a, b in _COHERENCE_RINGS]
+        self._near2 = np.flatnonzero(self._r < 2.0)
+        self._near4 = np.flatnonzero(self._r < 4.0)
         band = max(1, int(round(1.5 / self.sp)))
         self._band_kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
 
@@ -131,51 +141,121 @@ class Surround:
         -------
         ndarray of float64, shape (len(SURROUND_FEATURES),)
         """
-        h, sp = self.half, self.sp
-        cy = int(np.clip(round(centre[0]), 0, self.shape[0] - 1))
-        cx = int(np.clip(round(centre[1]), 0, self.shape[1] - 1))
-        im = self._film[cy : cy + 2 * h, cx : cx + 2 * h]
-        im = im - np.float32(np.median(im))
-        bone = self._bone[cy : cy + 2 * h, cx : cx + 2 * h]
-        m = np.zeros(im.shape, np.uint8)
-        ry, rx = np.asarray(rows) - cy + h, np.asarray(cols) - cx + h
-        ok = (ry >= 0) & (ry < 2 * h) & (rx >= 0) & (rx < 2 * h)
-        m[ry[ok], rx[ok]] = 1
-        inside = m > 0
-        gx = cv2.Sobel(im, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(im, cv2.CV_32F, 0, 1, ksize=3)
-        gm = np.hypot(gx, gy) / np.float32(8.0 * sp)  # Sobel's weight 8, per mm
-        out: list[float] = []
-        for r in self._rings:
-            v = im[r]
-            p10, p90 = np.percentile(v, (10, 90))
-            out += [v.mean(), v.std(), p90 - p10, bone[r].mean(), gm[r].mean()]
+        return self.many([centre], [(rows, cols)])[0]
+
+    def many(
+        self,
+        centres: Sequence[tuple[float, float]],
+        pixels: Sequence[tuple[np.ndarray, np.ndarray]],
+    ) -> np.ndarray:
+        """The descriptors of many candidates at once; row k is what :meth:`at` gives
+        candidate k alone.
+
+        The patches are stacked as the channels of one image, so that each filter is one
+        OpenCV call and each ring's statistics one numpy reduction for all candidates
+        (one candidate at a time, the calls' overhead cost more than their arithmetic).
+
+        Parameters
+        ----------
+        centres : sequence of (float, float)
+            Each candidate's box centre (row, column) on the descriptor grid.
+        pixels : sequence of (ndarray, ndarray)
+            Each candidate's pixels (rows, columns) on the descriptor grid.
+
+        Returns
+        -------
+        ndarray of float64, shape (len(centres), len(SURROUND_FEATURES))
+        """
+        out = np.zeros((len(centres), len(SURROUND_FEATURES)))
+        for k in range(0, len(centres), _MAX_CHANNELS):
+            sl = slice(k, k + _MAX_CHANNELS)
+            out[sl] = self._chunk(centres[sl], pixels[sl])
+        return out
+
+    def _chunk(
+        self,
+        centres: Sequence[tuple[float, float]],
+        pixels: Sequence[tuple[np.ndarray, np.ndarray]],
+    ) -> np.ndarray:
+        """:meth:`many` for at most :data:`_MAX_CHANNELS` candidates."""
+        h, sp, n = self.half, self.sp, len(centres)
+        side = 2 * h
+        corners = [
+            (
+                int(np.clip(round(c[0]), 0, self.shape[0] - 1)),
+                int(np.clip(round(c[1]), 0, self.shape[1] - 1)),
+            )
+            for c in centres
+        ]
+        ims = np.stack([self._film[cy : cy + side, cx : cx + side] for cy, cx in corners])
+        ims -= np.median(ims.reshape(n, -1), axis=1).astype(np.float32)[:, None, None]
+        bone = np.stack([self._bone[cy : cy + side, cx : cx + side] for cy, cx in corners])
+        # (side, side, n): candidates as channels, each filtered on its own
+        chans = np.ascontiguousarray(ims.transpose(1, 2, 0))
+
+        def per_candidate(a: np.ndarray) -> np.ndarray:
+            """(n, side * side), row k candidate k, from OpenCV's (side, side[, n])."""
+            return np.ascontiguousarray(a.reshape(side * side, n).T)
+
+        gx = cv2.Sobel(chans, cv2.CV_32F, 1, 0, ksize=3).reshape(side, side, n)
+        gy = cv2.Sobel(chans, cv2.CV_32F, 0, 1, ksize=3).reshape(side, side, n)
+        gm = per_candidate(np.hypot(gx, gy) / np.float32(8.0 * sp))  # Sobel's weight 8, per mm
+        flat, bone_f = ims.reshape(n, -1), bone.reshape(n, -1)
+        # means in float64: a float32 mean's rounding would depend on how many candidates
+        # are reduced together
+        f8 = np.float64
+        cols: list[np.ndarray] = []
+        for r in self._ring_idx:
+            v = flat[:, r]
+            p10, p90 = np.percentile(v, (10, 90), axis=1)
+            cols += [v.mean(axis=1, dtype=f8), v.std(axis=1, dtype=f8), p90 - p10]
+            cols += [bone_f[:, r].mean(axis=1, dtype=f8), gm[:, r].mean(axis=1, dtype=f8)]
         for s in _COHERENCE_SCALES:
             jxx, jyy, jxy = (
-                cv2.GaussianBlur(a, (0, 0), s / sp) for a in (gx * gx, gy * gy, gx * gy)
+                cv2.GaussianBlur(a, (0, 0), s / sp).reshape(side, side, n)
+                for a in (gx * gx, gy * gy, gx * gy)
             )
-            coh = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy + 1e-6)
-            out += [coh[r].mean() for r in self._coh_rings]
+            coh = per_candidate(np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy + 1e-6))
+            cols += [coh[:, r].mean(axis=1, dtype=f8) for r in self._coh_idx]
         # the scales double, so each blur serves two differences (6 blurs, not 10)
-        blurs = {s: cv2.GaussianBlur(im, (0, 0), s / sp) for s in _DOG_BLURS}
+        blurs = {
+            s: cv2.GaussianBlur(chans, (0, 0), s / sp).reshape(side, side, n) for s in _DOG_BLURS
+        }
         for s in _DOG_SCALES:
-            d = blurs[s] - blurs[2 * s]
-            out += [d[self._near2].max(), d[self._near4].mean()]
-        if inside.any():
-            near = cv2.dilate(m, self._band_kernel) > 0
-            ring = near & ~inside
-            lvl_in = float(im[inside].mean())
-            lvl_around = float(im[ring].mean()) if ring.any() else lvl_in
-            out += [lvl_in, lvl_around, lvl_in - lvl_around, float(inside.mean())]
-            out += [float(bone[near].mean())]
-            out += [float(gm[ring].mean()) if ring.any() else 0.0, float(gm[inside].mean())]
-            dist = cv2.distanceTransform((~near).view(np.uint8), cv2.DIST_L2, 3) * sp
-            far = (dist > 2.0) & (dist < 6.0)
-            if far.any():
-                q10, q90 = np.percentile(im[far], (10, 90))
-                out += [float(gm[far].mean()), float(np.percentile(gm[far], 90)), q90 - q10]
-            else:
-                out += [0.0, 0.0, 0.0]
+            d = per_candidate(blurs[s] - blurs[2 * s])
+            cols += [d[:, self._near2].max(axis=1), d[:, self._near4].mean(axis=1, dtype=f8)]
+        out = np.zeros((n, len(SURROUND_FEATURES)))
+        out[:, : len(cols)] = np.stack(cols, axis=1)
+        for k, ((cy, cx), (rows, cols_)) in enumerate(zip(corners, pixels, strict=True)):
+            out[k, len(cols) :] = self._candidate(
+                ims[k], bone[k], gm[k].reshape(side, side), rows - cy + h, cols_ - cx + h
+            )
+        return out
+
+    def _candidate(
+        self, im: np.ndarray, bone: np.ndarray, gm: np.ndarray, ry: np.ndarray, rx: np.ndarray
+    ) -> list[float]:
+        """The descriptors over a candidate's own pixels (patch coordinates) and beyond."""
+        sp, side = self.sp, 2 * self.half
+        m = np.zeros(im.shape, np.uint8)
+        ry, rx = np.asarray(ry), np.asarray(rx)
+        ok = (ry >= 0) & (ry < side) & (rx >= 0) & (rx < side)
+        m[ry[ok], rx[ok]] = 1
+        inside = m > 0
+        if not inside.any():
+            return [0.0] * 10
+        near = cv2.dilate(m, self._band_kernel) > 0
+        ring = near & ~inside
+        lvl_in = float(im[inside].mean())
+        lvl_around = float(im[ring].mean()) if ring.any() else lvl_in
+        out = [lvl_in, lvl_around, lvl_in - lvl_around, float(inside.mean())]
+        out += [float(bone[near].mean())]
+        out += [float(gm[ring].mean()) if ring.any() else 0.0, float(gm[inside].mean())]
+        dist = cv2.distanceTransform((~near).view(np.uint8), cv2.DIST_L2, 3) * sp
+        far = (dist > 2.0) & (dist < 6.0)
+        if far.any():
+            q10, q90 = np.percentile(im[far], (10, 90))
+            out += [float(gm[far].mean()), float(np.percentile(gm[far], 90)), q90 - q10]
         else:
-            out += [0.0] * 10
-        return np.asarray(out, dtype=np.float64)
+            out += [0.0, 0.0, 0.0]
+        return out
