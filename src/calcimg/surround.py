@@ -83,11 +83,13 @@ def _names() -> tuple[str, ...]:
 
 
 SURROUND_FEATURES = _names()
-"""Names of the descriptors, in the order :meth:`Surround.at` returns them."""
+"""Names of the descriptors, in the order :meth:`Surround.at` and :meth:`Surround.many`
+return them."""
 
 
 class Surround:
-    """A film prepared for surround descriptors (one per film, read per candidate).
+    """A film prepared for surround descriptors (one per film, read per candidate with
+    :meth:`at` or for many candidates at once with :meth:`many`).
 
     Parameters
     ----------
