@@ -230,7 +230,11 @@ class Surround:
         out[:, : len(cols)] = np.stack(cols, axis=1)
         for k, ((cy, cx), (rows, cols_)) in enumerate(zip(corners, pixels, strict=True)):
             out[k, len(cols) :] = self._candidate(
-                ims[k], bone[k], gm[k].reshape(side, side), rows - cy + h, cols_ - cx + h
+                ims[k],
+                bone[k],
+                gm[k].reshape(side, side),
+                np.asarray(rows) - cy + h,
+                np.asarray(cols_) - cx + h,
             )
         return out
 
@@ -240,7 +244,6 @@ class Surround:
         """The descriptors over a candidate's own pixels (patch coordinates) and beyond."""
         sp, side = self.sp, 2 * self.half
         m = np.zeros(im.shape, np.uint8)
-        ry, rx = np.asarray(ry), np.asarray(rx)
         ok = (ry >= 0) & (ry < side) & (rx >= 0) & (rx < side)
         m[ry[ok], rx[ok]] = 1
         inside = m > 0
