@@ -527,8 +527,12 @@ def _measure(
         f5r, f5c = h5 / h, w5 / w
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
     slices = _find_objects(glab, ng)
-    bone_px: list[tuple[np.ndarray, np.ndarray]] = []  # scored candidates' grid pixels
-    around: list[tuple[dict[str, float], tuple[float, float], tuple[np.ndarray, np.ndarray]]] = []
+    # candidates measured in full, and (in the same order) their pixels on the detection
+    # grid and their box centres and pixels on the surround's grid: their bone_prob and
+    # surround descriptors come in one batch each after the loop
+    scored: list[dict[str, float]] = []
+    bone_px: list[tuple[np.ndarray, np.ndarray]] = []
+    around: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]] = []
     fr, fc = shape[0] / h, shape[1] / w
     for g, sl in enumerate(slices, start=1):
         if sl is None:
@@ -588,20 +592,21 @@ def _measure(
         feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
         # bone_prob: all candidates in one pass of the trees, after this loop
         feats["bone_prob"] = 0.0
+        scored.append(feats)
         bone_px.append((ys + sl[0].start, xs + sl[1].start))
         if surround is not None:  # all candidates in one batch after this loop
             centre = ((sl[0].start + sl[0].stop) / 2 * f5r, (sl[1].start + sl[1].stop) / 2 * f5c)
             rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
             cols5 = ((xs + sl[1].start + 0.5) * f5c).astype(np.intp)
-            around.append((feats, centre, (rows5, cols5)))
+            around.append((centre, (rows5, cols5)))
             feats.update(dict.fromkeys(SURROUND_FEATURES, 0.0))
         plab = np.zeros(m.shape, dtype=np.int32)
         # particles numbered 1..n in the order of their labels (one pass, not one per id)
         plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
         found.append((sl, plab, feats))
     if surround is not None and around:
-        rows = surround.many([c for _f, c, _p in around], [px for _f, _c, px in around])
-        for (feats_, _c, _p), row in zip(around, rows.tolist(), strict=True):
+        rows = surround.many([c for c, _px in around], [px for _c, px in around])
+        for feats_, row in zip(scored, rows.tolist(), strict=True):
             feats_.update(zip(SURROUND_FEATURES, row, strict=True))
     if bone_px:  # the bone field once per film, and only for a film with candidates to score
         if field_ is None:
@@ -610,10 +615,9 @@ def _measure(
         cols_b = np.concatenate([c for _, c in bone_px])
         group_b = np.repeat(np.arange(len(bone_px)), [r.size for r, _ in bone_px])
         # each candidate's mean is the one mean_at gives it alone (BoneField.means_at)
-        probs = iter(field_.means_at(rows_b, cols_b, group_b, (h, w)).tolist())
-        for _sl, plab_, feats_ in found:
-            if plab_ is not None:
-                feats_["bone_prob"] = next(probs)
+        probs = field_.means_at(rows_b, cols_b, group_b, (h, w))
+        for feats_, prob in zip(scored, probs.tolist(), strict=True):
+            feats_["bone_prob"] = prob
     found.sort(key=lambda t: -t[2]["cnr_max"])
     return found[: p.max_candidates], (fr, fc), sp
 
