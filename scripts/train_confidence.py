@@ -52,7 +52,7 @@ import numpy as np
 from calcimg.anatomy import map_anatomy
 from calcimg.bonemodel import MODEL_FORMAT, TreeEnsemble
 from calcimg.config import load_config
-from calcimg.detect import CANDIDATE_FEATURES, candidates
+from calcimg.detect import CANDIDATE_FEATURES, candidates, first_pass
 from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 from calcimg.params import models_dir
@@ -90,7 +90,8 @@ def film_rows(path: Path, overrides: list[str]) -> FilmRows:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # uncalibrated spacing of old real films
         rg = read_radiograph(str(path))
-    found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), cfg.detect)
+    # the first pass only: the second look is decided by the model this fit replaces
+    found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), first_pass(cfg.detect))
     truth = path.with_suffix(".truth.json")
     doc = json.loads(truth.read_text()) if truth.is_file() else {}
     lesions = doc.get("lesions", [])

@@ -21,7 +21,7 @@ import numpy as np
 
 from calcimg.anatomy import AnatomyMap, map_anatomy
 from calcimg.config import load_config
-from calcimg.detect import FEATURE_NAMES, candidates
+from calcimg.detect import FEATURE_NAMES, candidates, first_pass
 from calcimg.evaluation import candidate_as_finding, finding_hits_lesion
 from calcimg.ingest import read_radiograph
 
@@ -43,7 +43,7 @@ def collect(
         amap = map_anatomy(rg, params=cfg.anatomy)
         if truth_anatomy:  # what the detector could do with a perfect anatomy map
             amap = _truth_map(amap, path, rg.pixel_spacing_mm)
-        found, _ = candidates(rg, amap, cfg.detect)
+        found, _ = candidates(rg, amap, first_pass(cfg.detect))
         lesions = truth["lesions"]
         for bbox, particles, feats in found:
             f = candidate_as_finding(bbox, particles)
@@ -167,7 +167,7 @@ def collect_negatives(paths: list[Path], overrides: list[str]) -> tuple[np.ndarr
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # uncalibrated spacing of old test films
             rg = read_radiograph(str(path))
-        found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), cfg.detect)
+        found, _ = candidates(rg, map_anatomy(rg, params=cfg.anatomy), first_pass(cfg.detect))
         xs += [[feats[n] for n in FEATURE_NAMES] for _b, _p, feats in found]
     return np.array(xs).reshape(-1, len(FEATURE_NAMES)), len(paths)
 

@@ -357,6 +357,49 @@ def test_particles_dropped_as_bone_lie_on_bone_on_the_sample_films() -> None:
     assert on_bone / dropped >= 0.85
 
 
+def test_a_candidate_below_the_cut_is_retried_without_its_particles_on_bone() -> None:
+    """``regroup_bone_max`` gives a candidate below ``min_confidence`` a second chance:
+    its particles whose mean bone probability reaches the cut are dropped, the rest
+    regrouped and scored. The first pass's candidates stay exactly as they were, and
+    every new candidate is made of particles of a candidate below the cut and reaches
+    ``regroup_min_confidence`` (the bundled synth_0007 has such candidates)."""
+    from calcimg.detect import _measure
+    from calcimg.ingest import read_radiograph
+
+    config = load_config()
+    on = config.detect  # shipped: regroup_bone_max 0.35, regroup_min_confidence 0.4
+    off = dataclasses.replace(on, regroup_bone_max=1.0)
+    assert on.regroup_bone_max < on.particle_bone_max
+    rg = read_radiograph(str(SAMPLES / "synth_0007.dcm"))
+    amap = map_anatomy(rg, params=config.anatomy)
+
+    def key(c: tuple[tuple[slice, slice], object, dict[str, float]]) -> tuple[object, ...]:
+        sl = c[0]
+        return sl[0].start, sl[0].stop, sl[1].start, sl[1].stop, tuple(c[2].items())
+
+    first = _measure(rg, amap, off)[0]
+    both = _measure(rg, amap, on)[0]
+    keys_first = {key(c) for c in first}
+    assert keys_first <= {key(c) for c in both}
+    extra = [c for c in both if key(c) not in keys_first]
+    assert extra
+    # on the detection grid, where both passes' particles lie
+    below = np.zeros((max(c[0][0].stop for c in both), max(c[0][1].stop for c in both)), bool)
+    for sl, plab, feats in first:
+        assert plab is not None
+        if confidence(on, feats) < on.min_confidence:
+            below[sl] |= plab > 0
+    for sl, plab, feats in extra:
+        assert plab is not None
+        assert below[sl][plab > 0].all()
+        # only those the trees accept on the second look are kept at all
+        assert confidence(on, feats) >= on.regroup_min_confidence
+    # and none at all when no confidence clears the bar
+    never = dataclasses.replace(on, regroup_min_confidence=1.0)
+    assert {key(c) for c in _measure(rg, amap, never)[0]} == keys_first
+    assert any(confidence(on, feats) >= on.min_confidence for _b, _p, feats in extra)
+
+
 def _one_split_model(feature: str, threshold: float) -> dict[str, object]:
     """Trees on one candidate feature: logit -2 at or below ``threshold``, +2 above."""
     from calcimg.bonemodel import MODEL_FORMAT
@@ -495,6 +538,7 @@ def test_the_default_drops_particles_on_bone_and_the_opt_out_still_runs() -> Non
             "detect.particle_bone_max=1.0",
             "detect.confidence_model=confidence_trees_particle_bone_off.json",
             "detect.min_confidence=0.30",
+            "detect.regroup_bone_max=1.0",
         ]
     )
     assert opt_out.hash() != shipped.hash()
@@ -505,9 +549,9 @@ def test_the_default_drops_particles_on_bone_and_the_opt_out_still_runs() -> Non
     assert all(0.30 <= d.confidence <= 1.0 for d in found.items)
 
 
-def test_the_opt_out_config_file_equals_its_three_overrides() -> None:
+def test_the_opt_out_config_file_equals_its_overrides() -> None:
     """docs/config/particle_bone_off.toml, the site file the docs give for the opt-out,
-    sets exactly what the three ``--set`` lines of docs/detection.md set."""
+    sets exactly what the four ``--set`` lines of docs/detection.md set."""
     root = SAMPLES.parent
     from_file = load_config(root / "docs" / "config" / "particle_bone_off.toml")
     from_sets = load_config(
@@ -515,6 +559,7 @@ def test_the_opt_out_config_file_equals_its_three_overrides() -> None:
             "detect.particle_bone_max=1.0",
             "detect.confidence_model=confidence_trees_particle_bone_off.json",
             "detect.min_confidence=0.30",
+            "detect.regroup_bone_max=1.0",
         ]
     )
     assert from_file.hash() == from_sets.hash() != load_config().hash()

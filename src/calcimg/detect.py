@@ -25,12 +25,16 @@ Method (sizes in mm, thresholds in units of the film's own noise):
    (``scripts/tune_detect2.py``). Findings below ``min_confidence`` are dropped. One
    feature, ``bone_prob``, is the mean over the candidate's pixels of a learned bone
    probability (:mod:`calcimg.bonemodel`), for bone the anatomy map missed.
+6. Second look (``regroup_bone_max``): a finding below ``min_confidence`` that holds
+   particles of high bone probability is regrouped without them; its largest parts
+   (``regroup_max_groups``) are scored again and kept from ``regroup_min_confidence``
+   (a vessel that had been grouped with the margin of a bone the map missed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -55,6 +59,7 @@ __all__ = [
     "confidence",
     "confidences",
     "detect",
+    "first_pass",
 ]
 
 FEATURE_NAMES = (
@@ -128,6 +133,19 @@ class DetectParams:
     this lies on bone the anatomy map missed (a phalanx's cortex, a pelvis's margins) and
     is dropped, so that it neither becomes a candidate nor joins a deposit beside it into
     one group. 1 = off."""
+    regroup_bone_max: float = 1.0
+    """A second chance for a candidate below ``min_confidence``: its particles whose mean
+    bone probability reaches this (lower than ``particle_bone_max``) are dropped, the
+    rest regrouped and scored as candidates of their own (a vessel grouped with the
+    margin of a bone the map missed: a patella, a fibular head). Only candidates that
+    lose a particle are retried. 1 = off."""
+    regroup_max_groups: int = 3
+    """At most this many of a candidate's regrouped parts, the largest, are measured (a
+    field of bone texture falls apart into dozens)."""
+    regroup_min_confidence: float = 0.4
+    """The confidence a regrouped candidate needs to be kept at all (above
+    ``min_confidence``): a second look at a candidate the trees already turned down,
+    made of groups they were not fitted on."""
     bone_ring_enclosed: float = 0.5
     """Share of a ring's filled outline its particle must leave uncovered."""
     texture_mm: float = 15.0
@@ -195,6 +213,9 @@ class DetectParams:
         check_range("detect.bone_ring_min_mm2", self.bone_ring_min_mm2, 0.0, 1e6)
         check_range("detect.bone_ring_enclosed", self.bone_ring_enclosed, 0.0, 1.0)
         check_range("detect.particle_bone_max", self.particle_bone_max, 0.0, 1.0)
+        check_range("detect.regroup_bone_max", self.regroup_bone_max, 0.0, 1.0)
+        check_range("detect.regroup_max_groups", self.regroup_max_groups, 1, 1000)
+        check_range("detect.regroup_min_confidence", self.regroup_min_confidence, 0.0, 1.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
@@ -481,25 +502,24 @@ def _measure(
         return bone_field(radiograph, anatomy, model, normalized=normalized(model.grid_mm))
 
     field_: BoneField | None = None  # the bone probability, once per film when needed
+    part_bone: np.ndarray | None = None  # each particle's mean bone probability, by label
     parts = keep[lab]
-    if p.particle_bone_max < 1.0 and keep.any():
+    if (p.particle_bone_max < 1.0 or p.regroup_bone_max < 1.0) and keep.any():
         # a particle on bone the map missed (a phalanx's cortex, a fibula's margin) is
         # dropped before grouping, so that it does not swallow a deposit beside it
         field_ = the_bone_field()
         ys_p, xs_p = np.nonzero(parts)
         lab_p = lab[ys_p, xs_p]
-        means = field_.means_at(ys_p, xs_p, lab_p, (h, w), limit=PARTICLE_PIXELS)
-        on_bone = means >= p.particle_bone_max
-        gone = on_bone[lab_p]
-        parts[ys_p[gone], xs_p[gone]] = False
+        part_bone = field_.means_at(ys_p, xs_p, lab_p, (h, w), limit=PARTICLE_PIXELS)
+        if p.particle_bone_max < 1.0:
+            gone = (part_bone >= p.particle_bone_max)[lab_p]
+            parts[ys_p[gone], xs_p[gone]] = False
     if not parts.any():
         return [], (1.0, 1.0), sp
     # group particles closer than group_mm
     k = max(1, int(round(p.group_mm / sp)) | 1)
-    grouped = cv2.dilate(
-        parts.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    )
-    ng, glab = cv2.connectedComponents(grouped, connectivity=8)
+    k_group = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    ng, glab = cv2.connectedComponents(cv2.dilate(parts.view(np.uint8), k_group), connectivity=8)
     glab = np.where(parts, glab, 0)
     soft_level = anatomy.soft_tissue_level
     bone_level = anatomy.bone_level
@@ -526,7 +546,6 @@ def _measure(
         )
         f5r, f5c = h5 / h, w5 / w
     side_px = (max(1, int(round(1.5 / sp))), max(2, int(round(4.0 / sp))))
-    slices = _find_objects(glab, ng)
     # candidates measured in full, and (in the same order) their pixels on the detection
     # grid and their box centres and pixels on the surround's grid: their bone_prob and
     # surround descriptors come in one batch each after the loop
@@ -534,90 +553,137 @@ def _measure(
     bone_px: list[tuple[np.ndarray, np.ndarray]] = []
     around: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]] = []
     fr, fc = shape[0] / h, shape[1] / w
-    for g, sl in enumerate(slices, start=1):
-        if sl is None:
-            continue
-        m = glab[sl] == g
-        npx = int(m.sum())
-        area = npx * sp * sp
-        if area < p.min_area_mm2 or area > p.max_area_mm2 or npx < p.min_area_px:
-            continue
-        c = cnr[sl][m]
-        sub_lab = lab[sl]
-        pids = np.unique(sub_lab[m])
-        pids = pids[pids > 0]
-        near_bone = dist[sl][m] < p.edge_band_mm
-        ys, xs = np.nonzero(m)
-        if ys.size > 2:
-            cov = np.cov(np.vstack([ys, xs]).astype(np.float64))
-            ev = np.linalg.eigvalsh(cov)
-            elong = float(np.sqrt(max(ev[1], 1e-6) / max(ev[0], 0.25)))
-        else:
-            elong = 1.0
-        feats = {
-            "cnr_max": float(c.max()),
-            "cnr_mean": float(c.mean()),
-            "area_mm2": float(area),
-            "n_particles": float(pids.size),
-            "log_cnr_max": float(np.log(max(c.max(), 1e-3))),
-            "log_cnr_mean": float(np.log(max(c.mean(), 1e-3))),
-            "log_area_mm2": float(np.log(max(area, 1e-3))),
-            "log_n_particles": float(np.log(max(pids.size, 1))),
-            "edge_fraction": float(near_bone.mean()),
-            "rel_contrast": float(res[sl][m].max() / bone_contrast),
-            "elongation": float(min(elong, 20.0)),
-            "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
-            # local background relative to soft tissue (0) and bone (1): candidates on a
-            # bone-level background are bone texture the anatomy map missed
-            "background_rel": float((np.median(img[sl][m] - res[sl][m]) - ref_soft) / level_span),
-            "fill": float(npx / max(m.size, 1)),
-            "texture_density": float(
-                max(
-                    _window_sum(
-                        busy_px, int(ys.mean()) + sl[0].start, int(xs.mean()) + sl[1].start, kt
+
+    def measure(glab: np.ndarray, slices: list[tuple[slice, slice] | None]) -> None:
+        """Measure the groups of ``glab`` into ``found`` (and ``scored``, ``bone_px`` and
+        ``around`` for those measured in full)."""
+        for g, sl in enumerate(slices, start=1):
+            if sl is None:
+                continue
+            m = glab[sl] == g
+            npx = int(m.sum())
+            area = npx * sp * sp
+            if area < p.min_area_mm2 or area > p.max_area_mm2 or npx < p.min_area_px:
+                continue
+            c = cnr[sl][m]
+            sub_lab = lab[sl]
+            pids = np.unique(sub_lab[m])
+            pids = pids[pids > 0]
+            near_bone = dist[sl][m] < p.edge_band_mm
+            ys, xs = np.nonzero(m)
+            if ys.size > 2:
+                cov = np.cov(np.vstack([ys, xs]).astype(np.float64))
+                ev = np.linalg.eigvalsh(cov)
+                elong = float(np.sqrt(max(ev[1], 1e-6) / max(ev[0], 0.25)))
+            else:
+                elong = 1.0
+            feats = {
+                "cnr_max": float(c.max()),
+                "cnr_mean": float(c.mean()),
+                "area_mm2": float(area),
+                "n_particles": float(pids.size),
+                "log_cnr_max": float(np.log(max(c.max(), 1e-3))),
+                "log_cnr_mean": float(np.log(max(c.mean(), 1e-3))),
+                "log_area_mm2": float(np.log(max(area, 1e-3))),
+                "log_n_particles": float(np.log(max(pids.size, 1))),
+                "edge_fraction": float(near_bone.mean()),
+                "rel_contrast": float(res[sl][m].max() / bone_contrast),
+                "elongation": float(min(elong, 20.0)),
+                "log_area_sq": float((np.log(max(area, 1e-3)) - 2.5) ** 2),
+                # local background relative to soft tissue (0) and bone (1): candidates on a
+                # bone-level background are bone texture the anatomy map missed
+                "background_rel": float(
+                    (np.median(img[sl][m] - res[sl][m]) - ref_soft) / level_span
+                ),
+                "fill": float(npx / max(m.size, 1)),
+                "texture_density": float(
+                    max(
+                        _window_sum(
+                            busy_px, int(ys.mean()) + sl[0].start, int(xs.mean()) + sl[1].start, kt
+                        )
+                        - npx,
+                        0.0,
                     )
-                    - npx,
-                    0.0,
+                    / (kt * kt)
+                ),
+            }
+            if feats["rel_contrast"] > p.max_rel_contrast:
+                continue
+            best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
+            if prune_ok and _logistic(p, best_case) < p.min_confidence:
+                found.append((sl, None, feats))  # ranked below, never a finding
+                continue
+            feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
+            feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
+            # bone_prob: all candidates in one pass of the trees, after this loop
+            feats["bone_prob"] = 0.0
+            scored.append(feats)
+            bone_px.append((ys + sl[0].start, xs + sl[1].start))
+            if surround is not None:  # all candidates in one batch after this loop
+                centre = (
+                    (sl[0].start + sl[0].stop) / 2 * f5r,
+                    (sl[1].start + sl[1].stop) / 2 * f5c,
                 )
-                / (kt * kt)
-            ),
-        }
-        if feats["rel_contrast"] > p.max_rel_contrast:
-            continue
-        best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
-        if prune_ok and _logistic(p, best_case) < p.min_confidence:
-            found.append((sl, None, feats))  # ranked below, never a finding
-            continue
-        feats["enclosed_fraction"] = _enclosure(m, k_close)[0]
-        feats["side_spread"] = _side_spread(img, m, sl, side_px, bone_contrast)
-        # bone_prob: all candidates in one pass of the trees, after this loop
-        feats["bone_prob"] = 0.0
-        scored.append(feats)
-        bone_px.append((ys + sl[0].start, xs + sl[1].start))
-        if surround is not None:  # all candidates in one batch after this loop
-            centre = ((sl[0].start + sl[0].stop) / 2 * f5r, (sl[1].start + sl[1].stop) / 2 * f5c)
-            rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
-            cols5 = ((xs + sl[1].start + 0.5) * f5c).astype(np.intp)
-            around.append((centre, (rows5, cols5)))
-            feats.update(dict.fromkeys(SURROUND_FEATURES, 0.0))
-        plab = np.zeros(m.shape, dtype=np.int32)
-        # particles numbered 1..n in the order of their labels (one pass, not one per id)
-        plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
-        found.append((sl, plab, feats))
-    if surround is not None and around:
-        rows = surround.many([c for c, _px in around], [px for _c, px in around])
-        for feats_, row in zip(scored, rows.tolist(), strict=True):
-            feats_.update(zip(SURROUND_FEATURES, row, strict=True))
-    if bone_px:  # the bone field once per film, and only for a film with candidates to score
-        if field_ is None:
-            field_ = the_bone_field()
-        rows_b = np.concatenate([r for r, _ in bone_px])
-        cols_b = np.concatenate([c for _, c in bone_px])
-        group_b = np.repeat(np.arange(len(bone_px)), [r.size for r, _ in bone_px])
-        # each candidate's mean is the one mean_at gives it alone (BoneField.means_at)
-        probs = field_.means_at(rows_b, cols_b, group_b, (h, w))
-        for feats_, prob in zip(scored, probs.tolist(), strict=True):
-            feats_["bone_prob"] = prob
+                rows5 = ((ys + sl[0].start + 0.5) * f5r).astype(np.intp)
+                cols5 = ((xs + sl[1].start + 0.5) * f5c).astype(np.intp)
+                around.append((centre, (rows5, cols5)))
+                feats.update(dict.fromkeys(SURROUND_FEATURES, 0.0))
+            plab = np.zeros(m.shape, dtype=np.int32)
+            # particles numbered 1..n in the order of their labels (one pass, not one per id)
+            plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
+            found.append((sl, plab, feats))
+
+    def finish(start: int) -> None:
+        """The surround descriptors and bone_prob of ``scored[start:]``, one batch each."""
+        nonlocal field_
+        new, new_px, new_around = scored[start:], bone_px[start:], around[start:]
+        if surround is not None and new_around:
+            rows = surround.many([c for c, _px in new_around], [px for _c, px in new_around])
+            for feats_, row in zip(new, rows.tolist(), strict=True):
+                feats_.update(zip(SURROUND_FEATURES, row, strict=True))
+        if new_px:  # the bone field once per film, and only for a film with candidates to score
+            if field_ is None:
+                field_ = the_bone_field()
+            rows_b = np.concatenate([r for r, _ in new_px])
+            cols_b = np.concatenate([c for _, c in new_px])
+            group_b = np.repeat(np.arange(len(new_px)), [r.size for r, _ in new_px])
+            # each candidate's mean is the one mean_at gives it alone (BoneField.means_at)
+            probs = field_.means_at(rows_b, cols_b, group_b, (h, w))
+            for feats_, prob in zip(new, probs.tolist(), strict=True):
+                feats_["bone_prob"] = prob
+
+    measure(glab, _find_objects(glab, ng))
+    finish(0)
+    if p.regroup_bone_max < 1.0 and part_bone is not None and scored:
+        # a second chance for the candidates below the cut that hold a particle on bone
+        # each retried candidate's parts are grouped on their own: parts of different
+        # candidates lie farther apart than group_mm, so no part joins another's
+        glab2: np.ndarray | None = None
+        slices2: list[tuple[slice, slice] | None] = []
+        for c, (rows_g, cols_g) in zip(confidences(p, scored), bone_px, strict=True):
+            if c >= p.min_confidence:
+                continue
+            off = part_bone[lab[rows_g, cols_g]] >= p.regroup_bone_max
+            if not off.any() or off.all():
+                continue
+            rows_k, cols_k = rows_g[~off], cols_g[~off]
+            rank = _largest_groups(rows_k, cols_k, k_group, p.regroup_max_groups)
+            if glab2 is None:
+                glab2 = np.zeros((h, w), dtype=np.int32)
+            for j in range(1, int(rank.max()) + 1):
+                rr, cc = rows_k[rank == j], cols_k[rank == j]
+                slices2.append((slice(rr.min(), rr.max() + 1), slice(cc.min(), cc.max() + 1)))
+                glab2[rr, cc] = len(slices2)
+        if glab2 is not None:
+            n_first = len(scored)
+            measure(glab2, slices2)
+            finish(n_first)
+            weak = {
+                id(f)
+                for f, c in zip(scored[n_first:], confidences(p, scored[n_first:]), strict=True)
+                if c < max(p.regroup_min_confidence, p.min_confidence)
+            }
+            found = [t for t in found if id(t[2]) not in weak]
     found.sort(key=lambda t: -t[2]["cnr_max"])
     return found[: p.max_candidates], (fr, fc), sp
 
@@ -632,6 +698,14 @@ def _at_film(
     r1 = min(shape[0], int(np.ceil(sl[0].stop * fr)))
     c1 = min(shape[1], int(np.ceil(sl[1].stop * fc)))
     return (r0, c0, r1, c1), _resize(plab, (r1 - r0, c1 - c0), cv2.INTER_NEAREST)
+
+
+def first_pass(params: DetectParams) -> DetectParams:
+    """``params`` without the second look (``regroup_bone_max`` = 1): the candidates a
+    confidence model is fitted on. Which candidates get a second look depends on the
+    model's own confidences, so a fit that collected them would depend on the model it
+    replaces."""
+    return replace(params, regroup_bone_max=1.0)
 
 
 def candidates(
@@ -687,6 +761,25 @@ def _enclosure(m: np.ndarray, kernel: np.ndarray) -> tuple[float, int]:
     cv2.floodFill(closed, None, (0, 0), 1)
     n_filled = n_closed + int(closed.size - np.count_nonzero(closed))
     return float(n_filled - np.count_nonzero(mk)) / max(n_filled, 1), n_filled
+
+
+def _largest_groups(rows: np.ndarray, cols: np.ndarray, kernel: np.ndarray, n: int) -> np.ndarray:
+    """The groups the pixels ``rows``, ``cols`` form (joined by a dilation with
+    ``kernel``), ranked by size: each pixel's group rank 1..n among the ``n`` largest,
+    0 for the pixels of smaller groups (ties go to the group met first in raster
+    order)."""
+    pad = kernel.shape[0]
+    r0, c0 = int(rows.min()) - pad, int(cols.min()) - pad
+    m = np.zeros((int(rows.max()) - r0 + pad + 1, int(cols.max()) - c0 + pad + 1), np.uint8)
+    m[rows - r0, cols - c0] = 1
+    n_lab, glab = cv2.connectedComponents(cv2.dilate(m, kernel), connectivity=8)
+    at = glab[rows - r0, cols - c0]
+    sizes = np.bincount(at, minlength=n_lab)
+    sizes[0] = 0
+    order = np.argsort(-sizes, kind="stable")[: min(n, np.count_nonzero(sizes))]
+    rank = np.zeros(n_lab, dtype=np.int32)
+    rank[order] = np.arange(1, order.size + 1)
+    return rank[at]
 
 
 def _find_objects(lab: np.ndarray, n: int) -> list[tuple[slice, slice] | None]:
