@@ -362,7 +362,9 @@ def test_a_candidate_below_the_cut_is_retried_without_its_particles_on_bone() ->
     its particles whose mean bone probability reaches the cut are dropped, the rest
     regrouped and scored. The first pass's candidates stay exactly as they were, and
     every new candidate is made of particles of a candidate below the cut and reaches
-    ``regroup_min_confidence`` (the bundled synth_0007 has such candidates)."""
+    ``regroup_min_confidence`` (the bundled synth_0015 has such a candidate; synth_0007
+    had one under session 28's trees, which scored it 0.21, and session 29's score it
+    0.95, above the cut)."""
     from calcimg.detect import _measure
     from calcimg.ingest import read_radiograph
 
@@ -370,7 +372,7 @@ def test_a_candidate_below_the_cut_is_retried_without_its_particles_on_bone() ->
     on = config.detect  # shipped: regroup_bone_max 0.35, regroup_min_confidence 0.4
     off = dataclasses.replace(on, regroup_bone_max=1.0)
     assert on.regroup_bone_max < on.particle_bone_max
-    rg = read_radiograph(str(SAMPLES / "synth_0007.dcm"))
+    rg = read_radiograph(str(SAMPLES / "synth_0015.dcm"))
     amap = map_anatomy(rg, params=config.anatomy)
 
     def key(c: tuple[tuple[slice, slice], object, dict[str, float]]) -> tuple[object, ...]:
@@ -475,8 +477,11 @@ def test_the_shipped_confidence_model_records_its_training_and_threshold() -> No
     info = model.info
     assert info["script"] == "scripts/train_confidence.py"
     assert info["min_confidence"] == p.min_confidence
-    # fitted on candidates found with the shipped particle drop (session 26)
-    assert f"detect.particle_bone_max={p.particle_bone_max:g}" in info["overrides"]
+    # fitted on candidates found with the shipped particle drop: set as an override
+    # (session 26), or params.toml's default when it was fitted (session 29); no
+    # override gave it another value
+    drop = [o for o in info["overrides"] if o.startswith("detect.particle_bone_max=")]
+    assert drop in ([], [f"detect.particle_bone_max={p.particle_bone_max:g}"])
     oof = info["out_of_fold"]
     assert oof["fp_per_image"] <= 0.10 and oof["image_specificity"] >= 0.95
     # the fit saw none of the evaluation sets: only the tune folders and the real films
