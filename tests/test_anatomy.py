@@ -482,6 +482,39 @@ def test_a_slit_wider_than_the_joint_gap_in_its_middle_is_one_joint() -> None:
     assert not (map_anatomy(wide, params=AnatomyParams()).labels[core] == Region.JOINT_SPACE).any()
 
 
+def _block_beside_bone(gap_mm: float) -> tuple[Radiograph, np.ndarray]:
+    """A slab of soft tissue with two 50 x 45 mm bones 10 mm apart (a knee's femur and
+    tibia) and a 10 x 6 mm block as dense as bone in the gap, ``gap_mm`` below the upper
+    bone; blurred (sigma 0.5 mm), so that the threshold bridges a narrow gap."""
+    sp = 0.2
+    rows, cols = round(120.0 / sp), round(110.0 / sp)
+    rr = (np.arange(rows) + 0.5)[:, None] * sp
+    cc = (np.arange(cols) + 0.5)[None, :] * sp
+    air, soft, bone = 300.0, 1500.0, 2100.0
+    px = np.full((rows, cols), air)
+    px[:, (cc[0] >= 10.0) & (cc[0] <= 100.0)] = soft
+    bones = ((rr >= 10.0) & (rr <= 55.0)) | ((rr >= 65.0) & (rr <= 110.0))
+    px[bones & (np.abs(cc - 55.0) <= 25.0)] = bone
+    block = (rr >= 55.0 + gap_mm) & (rr <= 61.0 + gap_mm) & (np.abs(cc - 50.0) <= 5.0)
+    px[block] = bone
+    px = cv2.GaussianBlur(px, (0, 0), 0.5 / sp)
+    px += np.random.default_rng(1).normal(0.0, 4.0, px.shape)
+    return film_of(px, sp), block
+
+
+def test_a_block_joined_to_a_bone_across_a_dark_gap_is_not_bone() -> None:
+    # the blur lifts a 0.5 mm gap above the bone threshold: without the valley cut the
+    # block is part of the upper bone; with it, a component of 60 mm2, too small for bone
+    film, block = _block_beside_bone(0.5)
+    inner = cv2.erode(block.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    labels = map_anatomy(film, params=AnatomyParams()).labels
+    assert (labels[inner] == Region.BONE).mean() < 0.05
+    for r_mm in (30.0, 90.0):  # both bones stay bone
+        assert labels[round(r_mm / 0.2), round(55.0 / 0.2)] == Region.BONE
+    off = map_anatomy(film, params=AnatomyParams(bone_valley_mm=0.0)).labels
+    assert (off[inner] == Region.BONE).mean() > 0.95
+
+
 @pytest.mark.parametrize(
     ("value", "size_mm"),
     [("soft", (6.0, 5.0)), ("air", (20.0, 5.0)), ("medulla", (20.0, 5.0))],

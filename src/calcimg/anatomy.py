@@ -18,7 +18,9 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    disc wider than any bone (``soft_level_mm``) computed on a still coarser grid; bone is
    where the image exceeds it by more than a two-class (Otsu) threshold on that residual
    inside the body, in components of at least ``bone_min_area_mm2``, holes filled
-   (calcifications are small, ``DOMAIN.md``). Cortex: the outer ``cortex_mm`` of bone.
+   (calcifications are small, ``DOMAIN.md``). Parts joined to a bone only across a dark
+   valley (``bone_valley_mm``) count as components of their own. Cortex: the outer
+   ``cortex_mm`` of bone.
 4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones,
    and slits of soft-tissue density enclosed by one component (two bones that overlap
    above and below their joint in projection, as at a pubic symphysis).
@@ -105,6 +107,17 @@ class AnatomyParams:
     bone_threshold_scale: float = 1.0
     """Multiplier on the Otsu threshold of the residual (lower = more bone)."""
     bone_min_area_mm2: float = 150.0
+    bone_valley_mm: float = 3.0
+    bone_valley_frac: float = 0.3
+    bone_valley_min_mm2: float = 10.0
+    """Threshold bone is cut along its valleys: where a closing with a disc of
+    ``bone_valley_mm`` exceeds the film by more than ``bone_valley_frac`` of the bone
+    threshold (a dark gap that the blur and the threshold bridged). A part the cut
+    separates that is smaller than ``bone_min_area_mm2`` is no bone, as a small
+    component of the threshold is not, and neither is the cut around it: a dense block
+    in a knee's joint space, joined to a condyle across a 1 mm gap, was bone (val
+    synth_2021). Parts below ``bone_valley_min_mm2`` stay bone: a trabecular pattern's
+    islands (0 = off). Chosen on the development sets, session 30 (``docs/detection.md``)."""
     bone_min_share: float = 0.05
     """An Otsu split whose upper class holds less of the body than this is metal, lead
     or burned-in text against everything else, not bone against soft tissue: the split
@@ -276,6 +289,9 @@ class AnatomyParams:
         check_range("anatomy.refine_passes", self.refine_passes, 0, 5)
         check_range("anatomy.refine_sigma_mm", self.refine_sigma_mm, 1.0, 200.0)
         check_range("anatomy.bone_min_area_mm2", self.bone_min_area_mm2, 0.0, 1e9)
+        check_range("anatomy.bone_valley_mm", self.bone_valley_mm, 0.0, 20.0)
+        check_range("anatomy.bone_valley_frac", self.bone_valley_frac, 0.0, 5.0)
+        check_range("anatomy.bone_valley_min_mm2", self.bone_valley_min_mm2, 0.0, 1e6)
         check_range("anatomy.bone_min_share", self.bone_min_share, 0.0, 0.5)
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_choice("anatomy.bone_method", self.bone_method, ("threshold", "edges"))
@@ -1389,6 +1405,42 @@ def _slits(
     return np.where(ok[lab], lab, 0), 4.0 * np.sqrt(np.maximum(l2, 0.0))
 
 
+def _valley_cut(
+    bone: np.ndarray,
+    img: np.ndarray,
+    foreign: np.ndarray,
+    t_bone: float,
+    px_area: float,
+    sp: float,
+    p: AnatomyParams,
+) -> np.ndarray:
+    """``bone`` without the parts its valleys cut off that are smaller than
+    ``bone_min_area_mm2``, nor the cut within ``bone_valley_mm`` of them (see
+    :attr:`AnatomyParams.bone_valley_mm`). ``img`` is the film on the grid, ``t_bone``
+    the bone threshold on its residual over the soft-tissue level. The film is capped
+    at the 99th percentile of bone without ``foreign``: beside metal (a filling, a wire
+    across a bone) the bone is no valley."""
+    se = _disc(p.bone_valley_mm / sp)
+    own = bone & ~foreign
+    top = float(np.percentile(img[own], 99)) if own.any() else float(img.max(initial=0.0))
+    capped = np.minimum(img, np.float32(top))
+    valley = cv2.morphologyEx(capped, cv2.MORPH_CLOSE, se) - capped
+    cut = bone & (valley > p.bone_valley_frac * t_bone)
+    rest = bone & ~cut
+    n, lab, st, _ = cv2.connectedComponentsWithStats(rest.view(np.uint8), connectivity=8)
+    area = st[:, cv2.CC_STAT_AREA] * px_area
+    small = (area < p.bone_min_area_mm2) & (area >= p.bone_valley_min_mm2)
+    small[0] = False
+    if not small.any():
+        return bone
+    drop = small[lab]
+    large = (area >= p.bone_min_area_mm2)[lab] & (lab > 0)
+    near_drop = cv2.dilate(drop.view(np.uint8), se) > 0
+    # the cut's pixels next to a part that stays (one grid pixel) stay with it
+    near_large = cv2.dilate(large.view(np.uint8), _disc(3)) > 0
+    return bone & ~(drop | (cut & near_drop & ~near_large))
+
+
 def _grown_box(stats: np.ndarray, pad: int, h: int, w: int) -> tuple[int, int, int, int]:
     """(r0, r1, c0, c1) of a ``connectedComponentsWithStats`` row's box grown by ``pad``
     pixels, clipped to an h x w grid."""
@@ -1509,10 +1561,16 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     fr, fc = shape[0] / h, shape[1] / w
 
     # --- bone ---
+    if p.bone_valley_mm > 0 and bone.any():
+        # after the foreign search, whose bone levels the whole threshold bone sets (a
+        # dental panoramic's teeth, which the cut separates, set its cortex level)
+        bone = _valley_cut(bone, img, foreign, level_t, px_area, sp, p)
+        if not foreign.any():
+            big = _keep_large(bone, p.bone_min_area_mm2 / px_area)
     if foreign.any():
         bone &= ~foreign
         bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
-    else:  # the same bone as ``big`` above: reuse its labelling
+    else:  # the same bone as ``big``: reuse its labelling
         bone = big
     filled = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
     slit_lab, slit_width = _slits(bone, filled, level_resid, level_t, px_area, p)
