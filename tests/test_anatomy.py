@@ -403,6 +403,22 @@ def test_air_inside_the_body_is_body() -> None:
     assert (labels[lung] != Region.BACKGROUND).mean() > 0.95
 
 
+_AIR, _SOFT, _BONE = 300.0, 1500.0, 2100.0
+"""Levels of the drawn slab films."""
+
+
+def _slab(sp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 120 x 110 mm film at ``sp`` mm: air with a slab of soft tissue between columns
+    10 and 100 mm. Returns the rows' and columns' centres in mm (broadcastable) and the
+    pixels."""
+    rows, cols = round(120.0 / sp), round(110.0 / sp)
+    rr = (np.arange(rows) + 0.5)[:, None] * sp
+    cc = (np.arange(cols) + 0.5)[None, :] * sp
+    px = np.full((rows, cols), _AIR)
+    px[:, (cc[0] >= 10.0) & (cc[0] <= 100.0)] = _SOFT
+    return rr, cc, px
+
+
 def _with_slit(
     value: str, size_mm: tuple[float, float], notches: bool = False, lens: bool = False
 ) -> tuple[Radiograph, np.ndarray]:
@@ -417,12 +433,8 @@ def _with_slit(
     ``lens``: the hole is a rhombus ``size_mm`` long and wide instead of a band (widest
     in its middle, pointed at its ends)."""
     sp = 0.2
-    rows, cols = round(120.0 / sp), round(110.0 / sp)
-    rr = (np.arange(rows) + 0.5)[:, None] * sp
-    cc = (np.arange(cols) + 0.5)[None, :] * sp
-    air, soft, bone = 300.0, 1500.0, 2100.0
-    px = np.full((rows, cols), air)
-    px[:, (cc[0] >= 10.0) & (cc[0] <= 100.0)] = soft
+    rr, cc, px = _slab(sp)
+    air, soft, bone = _AIR, _SOFT, _BONE
     px[(np.abs(rr - 60.0) <= 40.0) & (np.abs(cc - 55.0) <= 15.0)] = bone
     slit = (np.abs(rr - 60.0) <= size_mm[0] / 2) & (np.abs(cc - 55.0) <= size_mm[1] / 2)
     if lens:
@@ -487,12 +499,8 @@ def _block_beside_bone(gap_mm: float) -> tuple[Radiograph, np.ndarray]:
     tibia) and a 10 x 6 mm block as dense as bone in the gap, ``gap_mm`` below the upper
     bone; blurred (sigma 0.5 mm), so that the threshold bridges a narrow gap."""
     sp = 0.2
-    rows, cols = round(120.0 / sp), round(110.0 / sp)
-    rr = (np.arange(rows) + 0.5)[:, None] * sp
-    cc = (np.arange(cols) + 0.5)[None, :] * sp
-    air, soft, bone = 300.0, 1500.0, 2100.0
-    px = np.full((rows, cols), air)
-    px[:, (cc[0] >= 10.0) & (cc[0] <= 100.0)] = soft
+    rr, cc, px = _slab(sp)
+    bone = _BONE
     bones = ((rr >= 10.0) & (rr <= 55.0)) | ((rr >= 65.0) & (rr <= 110.0))
     px[bones & (np.abs(cc - 55.0) <= 25.0)] = bone
     block = (rr >= 55.0 + gap_mm) & (rr <= 61.0 + gap_mm) & (np.abs(cc - 50.0) <= 5.0)

@@ -1561,16 +1561,14 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     fr, fc = shape[0] / h, shape[1] / w
 
     # --- bone ---
-    if p.bone_valley_mm > 0 and bone.any():
+    cut = p.bone_valley_mm > 0 and bool(bone.any())
+    if cut:
         # after the foreign search, whose bone levels the whole threshold bone sets (a
         # dental panoramic's teeth, which the cut separates, set its cortex level)
         bone = _valley_cut(bone, img, foreign, level_t, px_area, sp, p)
-        if not foreign.any():
-            big = _keep_large(bone, p.bone_min_area_mm2 / px_area)
-    if foreign.any():
-        bone &= ~foreign
-        bone = _keep_large(bone, p.bone_min_area_mm2 / px_area)
-    else:  # the same bone as ``big``: reuse its labelling
+    if foreign.any() or cut:
+        bone = _keep_large(bone & ~foreign, p.bone_min_area_mm2 / px_area)
+    else:  # the same bone as ``big`` above: reuse its labelling
         bone = big
     filled = _fill_small_holes(bone, p.bone_hole_max_mm2 / px_area) & body
     slit_lab, slit_width = _slits(bone, filled, level_resid, level_t, px_area, p)
