@@ -19,6 +19,7 @@ from calcimg.bonemodel import (
     bone_field,
     load_bone_model,
     pixel_features,
+    probability_at,
 )
 from calcimg.config import load_config
 from calcimg.errors import ConfigError
@@ -315,3 +316,37 @@ def test_sorted_unique_is_numpys_unique() -> None:
     for size in (0, 1, 2, 1000):
         codes = rng.integers(0, 50, size=size) * 3_000_000_000 + rng.integers(0, 40, size=size)
         assert np.array_equal(_sorted_unique(codes), np.unique(codes))
+
+
+def test_probability_at_is_the_models_probability_of_those_pixels_features() -> None:
+    """The anatomy map's second opinion reads a sparse lattice: the same values as the
+    trees on those pixels' rows of the whole film's features."""
+    cfg = load_config()
+    rg = read_radiograph(str(ROOT / "sample_dicoms" / "synth_0008.dcm"))
+    amap = map_anatomy(rg, params=cfg.anatomy)
+    model = load_bone_model()
+    feats, _sp = pixel_features(rg, amap)
+    pick = np.zeros(feats.shape[1:], dtype=bool)
+    pick[1::3, 1::3] = True
+    pick &= amap.labels_on(pick.shape) == Region.BONE
+    expected = model.predict_proba(feats[:, pick].T)
+    np.testing.assert_allclose(probability_at(rg, amap, model, pick), expected, atol=1e-12)
+    with pytest.raises(ValueError, match="pick: expected the model grid's shape"):
+        probability_at(rg, amap, model, pick[1:])
+
+
+def test_the_last_films_planes_serve_only_that_film() -> None:
+    """The film planes are kept for the last film (the map and the detector read them
+    both): a film sharing the pixel array under another value range gets its own."""
+    import dataclasses
+
+    cfg = load_config()
+    rg = read_radiograph(str(ROOT / "sample_dicoms" / "synth_0001.dcm"))
+    amap = map_anatomy(rg, params=cfg.anatomy)
+    first = pixel_features(rg, amap)[0]
+    other = dataclasses.replace(rg, value_range=(rg.value_range[0], 2.0 * rg.value_range[1]))
+    shared = pixel_features(other, amap)[0]
+    cold = pixel_features(dataclasses.replace(other, pixels=other.pixels.copy()), amap)[0]
+    np.testing.assert_array_equal(shared, cold)
+    assert not np.array_equal(first, shared)
+    np.testing.assert_array_equal(pixel_features(rg, amap)[0], first)
