@@ -241,7 +241,8 @@ def test_large_blurs_on_a_coarser_grid_stay_close_to_the_full_grid() -> None:
     across a small film: measured at most 0.0174 of the bone step over the 16 bundled
     films when this was written (0.018 over 70 dev films, 0.003 on RG1 at 3000 x 3000).
     The bound 0.02 records that measurement; a wrong sigma or grid gives ten times
-    more."""
+    more. Session 31: 0.0199 (synth_0003, a hand): the map's second opinion gives the
+    palm back to soft tissue, and the cortex step against it, the unit, is smaller."""
     from calcimg.bonemodel import _COARSE_BLUR, _blur, _blur_coarse
 
     cfg = load_config()

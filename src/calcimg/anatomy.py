@@ -21,6 +21,9 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    (calcifications are small, ``DOMAIN.md``). Parts joined to a bone only across a dark
    valley (``bone_valley_mm``) count as components of their own. Cortex: the outer
    ``cortex_mm`` of bone.
+6. Second opinion on bone (``bone_model_soft``, at the end): bone where the learned bone
+   probability (:mod:`calcimg.bonemodel`) is low is soft tissue, unless enclosed by bone
+   (thick soft tissue over the threshold: a palm, a pelvis's buttocks).
 4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones,
    and slits of soft-tissue density enclosed by one component (two bones that overlap
    above and below their joint in projection, as at a pubic symphysis).
@@ -43,7 +46,7 @@ from calcimg.foreign import find_foreign
 from calcimg.imageops import disc as _disc
 from calcimg.imageops import keep_large as _keep_large
 from calcimg.imageops import resize as _resize
-from calcimg.params import check_choice, check_range
+from calcimg.params import check_choice, check_range, model_file_param
 from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
 
@@ -118,6 +121,17 @@ class AnatomyParams:
     in a knee's joint space, joined to a condyle across a 1 mm gap, was bone (val
     synth_2021). Parts below ``bone_valley_min_mm2`` stay bone: a trabecular pattern's
     islands (0 = off). Chosen on the development sets, session 30 (``docs/detection.md``)."""
+    bone_model: str = model_file_param("bone_trees.json")
+    bone_model_soft: float = 0.3
+    bone_model_step_mm: float = 1.5
+    """Second opinion on the threshold's bone: where the learned bone probability of
+    ``bone_model`` (:mod:`calcimg.bonemodel`, the detector's ``bone_prob``), read on a
+    lattice ``bone_model_step_mm`` apart, is below ``bone_model_soft``, the map's bone is
+    soft tissue, and so are the parts of bone that leaves under ``bone_min_area_mm2``
+    (thick soft tissue over the threshold: the palm between the metacarpals, a pelvis's
+    buttocks, the soft tissue around a deltoid deposit, which then stands alone). On the
+    development films 0.2 % of the truth bone the map finds is below 0.3, and 53 % of the
+    soft tissue it maps as bone (session 31, ``docs/detection.md``; 0 = off)."""
     bone_min_share: float = 0.05
     """An Otsu split whose upper class holds less of the body than this is metal, lead
     or burned-in text against everything else, not bone against soft tissue: the split
@@ -292,6 +306,8 @@ class AnatomyParams:
         check_range("anatomy.bone_valley_mm", self.bone_valley_mm, 0.0, 20.0)
         check_range("anatomy.bone_valley_frac", self.bone_valley_frac, 0.0, 5.0)
         check_range("anatomy.bone_valley_min_mm2", self.bone_valley_min_mm2, 0.0, 1e6)
+        check_range("anatomy.bone_model_soft", self.bone_model_soft, 0.0, 1.0)
+        check_range("anatomy.bone_model_step_mm", self.bone_model_step_mm, 0.0, 20.0)
         check_range("anatomy.bone_min_share", self.bone_min_share, 0.0, 0.5)
         check_range("anatomy.bone_hole_max_mm2", self.bone_hole_max_mm2, 0.0, 1e12)
         check_choice("anatomy.bone_method", self.bone_method, ("threshold", "edges"))
@@ -1648,14 +1664,49 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
 
     if slits.any():  # slits that are no joint space are holes in bone, filled
         bone |= slits & (joint_lab == 0)
-    cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
-
     labels = np.zeros((h, w), dtype=np.uint8)
     labels[body] = Region.SOFT_TISSUE
     labels[bone] = Region.BONE
     labels[joint_lab > 0] = Region.JOINT_SPACE
     labels[foreign] = Region.FOREIGN
+    part = _Parts(
+        shape=shape,
+        joints=tuple(joints),
+        confounders=confounders,
+        body_part=name_hint or (radiograph.body_part_examined or "").strip().lower() or None,
+    )
+    amap = _assemble(img, labels, bone, joint_lab, sp, p, part)
+    if p.bone_model_soft > 0 and bone.any():
+        kept = _likely_bone(radiograph, amap, bone, img, px_area, p)
+        if not np.array_equal(kept, bone):
+            labels[bone & ~kept & (labels == Region.BONE)] = Region.SOFT_TISSUE
+            amap = _assemble(img, labels, kept, joint_lab, sp, p, part)
+    return amap
 
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a map keeps when its bone changes."""
+
+    shape: tuple[int, int]
+    joints: tuple[Joint, ...]
+    confounders: tuple[Confounder, ...]
+    body_part: str | None
+
+
+def _assemble(
+    img: np.ndarray,
+    labels: np.ndarray,
+    bone: np.ndarray,
+    joint_lab: np.ndarray,
+    sp: float,
+    p: AnatomyParams,
+    part: _Parts,
+) -> AnatomyMap:
+    """The map from its grid labels and bone (which holds any foreign body in a bone's
+    filled holes): cortex, distance to bone, the levels and the bone step."""
+    h, w = labels.shape
+    cortex = bone & ~(cv2.erode(bone.astype(np.uint8), _disc(2 * p.cortex_mm / sp + 1)) > 0)
     if bone.any():
         dist = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 5).astype(np.float32)
         dist *= np.float32(sp)
@@ -1667,15 +1718,65 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     soft_level_v = float(np.median(img[soft])) if soft.any() else None
     step = _bone_step(img, cortex, soft & (dist > 0.5) & (dist <= 3.0), p.bone_step_mm / sp)
     return AnatomyMap(
-        shape=shape,
+        shape=part.shape,
         grid_labels=labels,
         grid_cortex=np.ascontiguousarray(cortex, dtype=bool),
         grid_joint_labels=joint_lab,
         grid_distance_to_bone_mm=dist,
-        joints=tuple(joints),
-        confounders=confounders,
-        body_part=name_hint or (radiograph.body_part_examined or "").strip().lower() or None,
+        joints=part.joints,
+        confounders=part.confounders,
+        body_part=part.body_part,
         soft_tissue_level=soft_level_v,
         bone_level=bone_level,
         bone_step=step,
     )
+
+
+def _likely_bone(
+    radiograph: Radiograph,
+    amap: AnatomyMap,
+    bone: np.ndarray,
+    img: np.ndarray,
+    px_area: float,
+    p: AnatomyParams,
+) -> np.ndarray:
+    """``bone`` without the map's bone whose learned bone probability is below
+    ``bone_model_soft`` and without the parts that leaves under ``bone_min_area_mm2``.
+
+    The probability (:mod:`calcimg.bonemodel`, on the model's grid and from ``amap``'s
+    labels) is read at one pixel in ``bone_model_step_mm`` along each axis and holds for
+    the lattice cell around it: the trees cost about 5 us a pixel, and the soft tissue
+    they take back is broad. A cell whose lattice pixel is not map bone keeps its bone.
+    ``img`` is the film on the map's grid (handed to the model when its grid is the
+    same).
+    """
+    from calcimg import bonemodel  # it reads this module's AnatomyMap
+
+    model = bonemodel.load_tree_model(
+        p.bone_model,
+        qualname="anatomy.bone_model",
+        expected="a tree model such as 'bone_trees.json'",
+    )
+    sp_m, (hm, wm) = radiograph.grid(model.grid_mm)
+    on_model = amap.labels_on((hm, wm)) == Region.BONE
+    k = max(1, int(round(p.bone_model_step_mm / sp_m)))
+    pick = np.zeros((hm, wm), dtype=bool)
+    pick[k // 2 :: k, k // 2 :: k] = True
+    pick &= on_model
+    cells = np.ones(((hm + k - 1) // k, (wm + k - 1) // k), dtype=np.float32)
+    rr, cc = np.nonzero(pick)
+    normalized = img if (hm, wm) == img.shape else None
+    cells[rr // k, cc // k] = bonemodel.probability_at(
+        radiograph, amap, model, pick, normalized=normalized
+    )
+    h, w = bone.shape
+    prob = cv2.resize(cells, (w, h), interpolation=cv2.INTER_NEAREST)
+    unlikely = (amap.grid_labels == Region.BONE) & (prob < p.bone_model_soft)
+    kept = _keep_large(bone & ~unlikely, p.bone_min_area_mm2 / px_area)
+    # no holes: a part taken back that touches no soft tissue nor air is enclosed by
+    # bone and stays bone, as holes in bone are (a tibia's smooth medulla on RG3)
+    gone = bone & ~kept
+    _n, parts = cv2.connectedComponents(gone.astype(np.uint8), connectivity=8)
+    outside = (amap.grid_labels == Region.SOFT_TISSUE) | (amap.grid_labels == Region.BACKGROUND)
+    touching = parts[gone & (cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)]
+    return kept | (gone & ~np.isin(parts, np.unique(touching)))
