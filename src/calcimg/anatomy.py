@@ -129,9 +129,11 @@ class AnatomyParams:
     lattice ``bone_model_step_mm`` apart, is below ``bone_model_soft``, the map's bone is
     soft tissue, and so are the parts of bone that leaves under ``bone_min_area_mm2``
     (thick soft tissue over the threshold: the palm between the metacarpals, a pelvis's
-    buttocks, the soft tissue around a deltoid deposit, which then stands alone). On the
-    development films 0.2 % of the truth bone the map finds is below 0.3, and 53 % of the
-    soft tissue it maps as bone (session 31, ``docs/detection.md``; 0 = off)."""
+    buttocks, the soft tissue around a deltoid deposit, which then stands alone). A part
+    taken back that touches neither soft tissue nor air is enclosed by bone and stays
+    bone. On the development films (dev, dev5) 0.2 % of the
+    truth bone the map finds is below 0.3, and 55 % of the soft tissue it maps as bone
+    (session 31, ``docs/detection.md``; 0 = off)."""
     bone_min_share: float = 0.05
     """An Otsu split whose upper class holds less of the body than this is metal, lead
     or burned-in text against everything else, not bone against soft tissue: the split
