@@ -21,9 +21,6 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    (calcifications are small, ``DOMAIN.md``). Parts joined to a bone only across a dark
    valley (``bone_valley_mm``) count as components of their own. Cortex: the outer
    ``cortex_mm`` of bone.
-6. Second opinion on bone (``bone_model_soft``, at the end): bone where the learned bone
-   probability (:mod:`calcimg.bonemodel`) is low is soft tissue, unless enclosed by bone
-   (thick soft tissue over the threshold: a palm, a pelvis's buttocks).
 4. Joint spaces: gaps closed by a ``joint_gap_mm`` closing between two different bones,
    and slits of soft-tissue density enclosed by one component (two bones that overlap
    above and below their joint in projection, as at a pubic symphysis).
@@ -32,6 +29,9 @@ coarse isotropic grid (``grid_mm``), upsampled to the film at the end:
    contrast, size and shape; listed as :class:`~calcimg.result.Confounder` (one entry
    per object) and never reported as calcification (``DOMAIN.md``, "Confounders that
    look like calcification").
+6. Second opinion on bone (``bone_model_soft``, at the end): bone where the learned bone
+   probability (:mod:`calcimg.bonemodel`) is low is soft tissue, unless enclosed by bone
+   (thick soft tissue over the threshold: a palm, a pelvis's buttocks).
 """
 
 from __future__ import annotations
@@ -1747,7 +1747,7 @@ def _likely_bone(
 
     The probability (:mod:`calcimg.bonemodel`, on the model's grid and from ``amap``'s
     labels) is read at one pixel in ``bone_model_step_mm`` along each axis and holds for
-    the lattice cell around it: the trees cost about 5 us a pixel, and the soft tissue
+    the lattice cell around it: the trees cost 5-6 us a pixel, and the soft tissue
     they take back is broad. A cell whose lattice pixel is not map bone keeps its bone.
     ``img`` is the film on the map's grid (handed to the model when its grid is the
     same).
