@@ -403,7 +403,11 @@ _LAST_FILM_LOCK = threading.Lock()
 
 
 def _film_planes(
-    radiograph: Radiograph, shape: tuple[int, int], sp: float, normalized: np.ndarray | None
+    radiograph: Radiograph,
+    shape: tuple[int, int],
+    sp: float,
+    normalized: np.ndarray | None,
+    release: bool = False,
 ) -> dict[str, np.ndarray]:
     """The film's planes behind :data:`PIXEL_FEATURES` that do not depend on its map (the
     film ``v`` on the grid, its blurs, differences of Gaussians, Hessians, gradients and
@@ -412,13 +416,17 @@ def _film_planes(
     The anatomy map's second opinion on bone and the detector read the same film on the
     same grid: the last film's planes are kept (keyed by its pixel array, released with
     it, and by all else they depend on), so that the second costs no blur (0.12 s on a
-    3000 x 3000 film).
+    3000 x 3000 film). ``release``: the caller is the film's last reader (the
+    detector); the planes are not kept beyond this call (they are 16 film-grid planes:
+    kept through the detector, a batch's peak memory rose by 1-7 bytes per film pixel).
     """
     key = (shape, sp, radiograph.value_range)
     with _LAST_FILM_LOCK:
         if _LAST_FILM:
             ref, key_c, planes = _LAST_FILM[0]
             if ref() is radiograph.pixels and key_c == key:
+                if release:
+                    _LAST_FILM.clear()
                 return planes
     v = radiograph.normalized_on(shape) if normalized is None else normalized
     px = 1.0 / sp  # pixels per mm
@@ -447,7 +455,10 @@ def _film_planes(
         "texture": np.sqrt(np.maximum(_blur(fine * fine, 1.5 * px), 0.0)),
     }
     with _LAST_FILM_LOCK:
-        _LAST_FILM[:] = [(weakref.ref(radiograph.pixels, _forget), key, planes)]
+        if release:
+            _LAST_FILM.clear()
+        else:
+            _LAST_FILM[:] = [(weakref.ref(radiograph.pixels, _forget), key, planes)]
     return planes
 
 
@@ -463,6 +474,7 @@ def pixel_features(
     grid_mm: float = 0.5,
     *,
     normalized: np.ndarray | None = None,
+    release_planes: bool = False,
 ) -> tuple[np.ndarray, float]:
     """The :data:`PIXEL_FEATURES` of every pixel of a ``grid_mm`` grid over the film.
 
@@ -476,6 +488,8 @@ def pixel_features(
     normalized : ndarray, optional
         ``radiograph.normalized_on`` of the grid, when the caller already has it (the
         detector's surround reads the same grid): not resampled again.
+    release_planes : bool
+        The caller is the film's last reader: its kept film planes are dropped.
 
     Returns
     -------
@@ -487,7 +501,7 @@ def pixel_features(
         The grid's spacing.
     """
     sp, shape = radiograph.grid(grid_mm)
-    return _features(radiograph, anatomy, sp, shape, normalized, None), sp
+    return _features(radiograph, anatomy, sp, shape, normalized, None, release_planes), sp
 
 
 def probability_at(
@@ -523,7 +537,7 @@ def probability_at(
         raise ValueError(f"pick: expected the model grid's shape {shape}, found {pick.shape}")
     if not pick.any():
         return np.zeros(0)
-    return model.predict_proba(_features(radiograph, anatomy, sp, shape, normalized, pick).T)
+    return model.predict_proba(_features(radiograph, anatomy, sp, shape, normalized, pick, False).T)
 
 
 def _features(
@@ -533,6 +547,7 @@ def _features(
     shape: tuple[int, int],
     normalized: np.ndarray | None,
     pick: np.ndarray | None,
+    release: bool,
 ) -> np.ndarray:
     """:data:`PIXEL_FEATURES` as planes (``pick`` None) or at the pixels ``pick`` (one
     column per pixel)."""
@@ -542,7 +557,7 @@ def _features(
     def at(a: np.ndarray) -> np.ndarray:
         return a if pick is None else a[pick]
 
-    film = _film_planes(radiograph, shape, sp, normalized)
+    film = _film_planes(radiograph, shape, sp, normalized, release)
     labels = anatomy.labels_on(shape)
     bone = (labels == Region.BONE).astype(np.uint8)
     soft = anatomy.soft_tissue_level
@@ -654,8 +669,15 @@ def bone_field(
     model: TreeEnsemble,
     *,
     normalized: np.ndarray | None = None,
+    release_planes: bool = False,
 ) -> BoneField:
     """The film's :class:`BoneField` under ``model`` (features on the model's grid;
-    ``normalized``: see :func:`pixel_features`)."""
-    feats, _sp = pixel_features(radiograph, anatomy, model.grid_mm, normalized=normalized)
+    ``normalized`` and ``release_planes``: see :func:`pixel_features`)."""
+    feats, _sp = pixel_features(
+        radiograph,
+        anatomy,
+        model.grid_mm,
+        normalized=normalized,
+        release_planes=release_planes,
+    )
     return BoneField(features=feats, model=model)

@@ -499,7 +499,10 @@ def _measure(
 
     def the_bone_field() -> BoneField:
         model = load_bone_model(p.bone_model)
-        return bone_field(radiograph, anatomy, model, normalized=normalized(model.grid_mm))
+        # the film's last reader of the bone model's planes: not kept beyond it
+        return bone_field(
+            radiograph, anatomy, model, normalized=normalized(model.grid_mm), release_planes=True
+        )
 
     field_: BoneField | None = None  # the bone probability, once per film when needed
     part_bone: np.ndarray | None = None  # each particle's mean bone probability, by label
