@@ -15,9 +15,7 @@ from calcimg.ingest import read_radiograph
 from calcimg.radiograph import Radiograph
 from calcimg.result import Confounder
 from phantoms import film_of, make_phantom
-
-SHARED_DICOM = Path(__file__).resolve().parents[1].parent / "shared" / "dicom"
-SAMPLES = Path(__file__).resolve().parents[1] / "sample_dicoms"
+from realdata import SAMPLES, SHARED_DICOM
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

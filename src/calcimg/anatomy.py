@@ -1682,7 +1682,9 @@ def map_anatomy(radiograph: Radiograph, *, params: AnatomyParams) -> AnatomyMap:
     if p.bone_model_soft > 0 and bone.any():
         kept = _likely_bone(radiograph, amap, bone, img, px_area, p)
         if not np.array_equal(kept, bone):
-            labels[bone & ~kept & (labels == Region.BONE)] = Region.SOFT_TISSUE
+            # new labels: the first map, which holds the old ones, is not changed under it
+            gone = bone & ~kept & (labels == Region.BONE)
+            labels = np.where(gone, np.uint8(Region.SOFT_TISSUE), labels)
             amap = _assemble(img, labels, kept, joint_lab, sp, p, part)
     return amap
 
@@ -1755,11 +1757,7 @@ def _likely_bone(
     """
     from calcimg import bonemodel  # it reads this module's AnatomyMap
 
-    model = bonemodel.load_tree_model(
-        p.bone_model,
-        qualname="anatomy.bone_model",
-        expected="a tree model such as 'bone_trees.json'",
-    )
+    model = bonemodel.load_bone_model(p.bone_model, qualname="anatomy.bone_model")
     sp_m, (hm, wm) = radiograph.grid(model.grid_mm)
     on_model = amap.labels_on((hm, wm)) == Region.BONE
     k = max(1, int(round(p.bone_model_step_mm / sp_m)))

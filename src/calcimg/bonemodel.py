@@ -303,13 +303,17 @@ def _depth(left: list[int], right: list[int]) -> int:
     return max(d)
 
 
-def load_bone_model(name: str = "bone_trees.json") -> TreeEnsemble:
+def load_bone_model(
+    name: str = "bone_trees.json", *, qualname: str = "detect.bone_model"
+) -> TreeEnsemble:
     """Load a bone model (cached per path and modification time).
 
     Parameters
     ----------
     name : str
         A path, or a file name in ``models/`` (:func:`calcimg.params.models_dir`).
+    qualname : str
+        The parameter that named it, for errors (the detector's or the anatomy map's).
 
     Raises
     ------
@@ -317,7 +321,7 @@ def load_bone_model(name: str = "bone_trees.json") -> TreeEnsemble:
         Missing file, invalid JSON, or a model that fails :meth:`TreeEnsemble.from_dict`.
     """
     return load_tree_model(
-        name, qualname="detect.bone_model", expected="a tree model such as 'bone_trees.json'"
+        name, qualname=qualname, expected="a tree model such as 'bone_trees.json'"
     )
 
 
@@ -552,7 +556,9 @@ def _features(
     """:data:`PIXEL_FEATURES` as planes (``pick`` None) or at the pixels ``pick`` (one
     column per pixel)."""
     if normalized is not None and normalized.shape != shape:
-        raise ValueError(f"normalized: expected the grid's shape {shape}, found {normalized.shape}")
+        raise ValueError(
+            f"normalized: expected the {sp} mm grid's shape {shape}, found {normalized.shape}"
+        )
 
     def at(a: np.ndarray) -> np.ndarray:
         return a if pick is None else a[pick]
