@@ -94,8 +94,11 @@ _DIST_CAP_MM = 10.0
 MEAN_PIXELS = 256
 """Most model-grid pixels :meth:`BoneField.mean_at` evaluates for one mean."""
 
-_CHUNK_ROWS = 2048
-"""Rows :meth:`TreeEnsemble.predict_proba` evaluates at once; more go in chunks."""
+_CHUNK_ROWS = 512
+"""Rows :meth:`TreeEnsemble.predict_proba` evaluates at once; more go in chunks. Each
+chunk holds a few (rows, trees) index arrays: 2048 rows of the bone model's 200 trees
+were 3.3 MB each, and a 2 MP film's detector peaked in them; 512 rows are no slower
+(60 000 rows: 250 ms against 266-276 ms, session 32)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -139,7 +142,7 @@ class TreeEnsemble:
         -------
         ndarray of float64, shape (n,)
         """
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ValueError(
                 f"expected feature rows of {len(self.features)} columns, found shape {x.shape}"
@@ -147,13 +150,16 @@ class TreeEnsemble:
         if x.shape[0] > _CHUNK_ROWS:
             # a few thousand rows keep the (rows, trees) node arrays in cache: RG1's
             # particle pass took 0.30 s at once and 0.19 s in chunks (same values,
-            # session 25, before the doubled layout of _walk_arrays)
+            # session 25, before the doubled layout of _walk_arrays); each chunk is
+            # made float64 on its own (all rows at once were 152 bytes a row: a 2 MP
+            # film's candidates peaked 6 bytes per film pixel higher)
             return np.concatenate(
                 [
                     self.predict_proba(x[i : i + _CHUNK_ROWS])
                     for i in range(0, x.shape[0], _CHUNK_ROWS)
                 ]
             )
+        x = np.asarray(x, dtype=np.float64)
         feat, thr, child, value, roots = self._walk
         n = x.shape[0]
         flat = np.ascontiguousarray(x).ravel()
@@ -571,18 +577,25 @@ def _features(
         soft = float(np.median(film["v"]))
     inv = np.float32(1.0 / anatomy.contrast_unit(film["v"]))
     soft32 = np.float32(soft)
-    cols = {
-        "map_bone": at(bone).astype(np.float32),
-        "map_joint": (at(labels) == Region.JOINT_SPACE).astype(np.float32),
-        "dist_out_mm": np.minimum(at(anatomy.distance_to_bone_mm_on(shape)), _DIST_CAP_MM),
-        "dist_in_mm": np.minimum(
-            at(cv2.distanceTransform(bone, cv2.DIST_L2, 5)) * sp, _DIST_CAP_MM
-        ),
-    }
-    for name in PIXEL_FEATURES[4:]:
-        plane = at(film[name])
-        cols[name] = (plane - soft32) * inv if name.startswith("level_") else plane * inv
-    return np.stack([cols[n].astype(np.float32, copy=False) for n in PIXEL_FEATURES])
+    # written plane by plane into one array: stacking separate planes held the film's
+    # planes, the scaled copies and the stack at once (a 9 MP film's detector peaked
+    # there, 6 bytes per film pixel above its steady state)
+    cells = shape if pick is None else (int(pick.sum()),)
+    out = np.empty((len(PIXEL_FEATURES), *cells), np.float32)
+    out[0] = at(bone)
+    out[1] = at(labels) == Region.JOINT_SPACE
+    out[2] = np.minimum(at(anatomy.distance_to_bone_mm_on(shape)), _DIST_CAP_MM)
+    out[3] = np.minimum(at(cv2.distanceTransform(bone, cv2.DIST_L2, 5)) * sp, _DIST_CAP_MM)
+    drop = release and pick is None  # the planes are this call's alone: freed as read
+    for i, name in enumerate(PIXEL_FEATURES[4:], start=4):
+        plane = at(film.pop(name) if drop else film[name])
+        if name.startswith("level_"):
+            np.subtract(plane, soft32, out=out[i])
+            out[i] *= inv
+        else:
+            np.multiply(plane, inv, out=out[i])
+        del plane
+    return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -652,8 +665,18 @@ class BoneField:
         g, key = g[keep], key[keep]
         uniq = _sorted_unique(key)
         inv = np.searchsorted(uniq, key)
-        x = self.features.reshape(self.features.shape[0], -1)[:, uniq].T
-        prob = self.model.predict_proba(x)[inv] if uniq.size else np.zeros(0)
+        flat = self.features.reshape(self.features.shape[0], -1)
+        # gathered chunk by chunk: all rows at once are 76 bytes a model pixel
+        prob = (
+            np.concatenate(
+                [
+                    self.model.predict_proba(flat[:, uniq[i : i + _CHUNK_ROWS]].T)
+                    for i in range(0, uniq.size, _CHUNK_ROWS)
+                ]
+            )[inv]
+            if uniq.size
+            else np.zeros(0)
+        )
         total = np.bincount(g, weights=prob, minlength=n)
         used = np.bincount(g, minlength=n)
         return np.divide(total, used, out=np.zeros(n), where=used > 0)
