@@ -321,18 +321,20 @@ def cnr_map(
             )
         else:
             bg = _opening(img, max(1, int(round(size_mm / sp)) | 1))
-        res = img - bg
+        res = np.subtract(img, bg, out=bg)  # the background's buffer: one array fewer
+        del bg
         if smooth_mm > 0:  # matched to larger, fainter objects (amorphous clumps)
             res = cv2.GaussianBlur(res, (0, 0), smooth_mm / sp)
         v = _sample(res[soft] if soft.any() else res.ravel())
         med = float(np.median(v)) if v.size else 0.0
         # the residual's own spread in soft tissue: larger scales keep more anatomy
         s_scale = max(_robust_sigma(v), sigma)
-        cnr = (res - np.float32(med)) * np.float32(gain / s_scale)
+        cnr = res - np.float32(med)
+        cnr *= np.float32(gain / s_scale)
         better = cnr > best
         np.copyto(best, cnr, where=better)  # in place: no new film-grid arrays
         np.copyto(best_res, res, where=better)
-        del cnr, res, bg, better
+        del cnr, res, better
     return best, best_res, sigma
 
 
@@ -429,11 +431,16 @@ def _measure(
     soft = labels == Region.SOFT_TISSUE
     joint = labels == Region.JOINT_SPACE
     allowed = (soft & (dist > p.bone_margin_mm)) | joint
+    # the distances are read once more, as this mask: film-grid arrays are released as
+    # soon as they are read (a 9 MP film's detector holds about 14 of them)
+    near_bone_px = dist < p.edge_band_mm
+    del dist, joint
     # collimator edges and the film's border give step responses: keep off them
     mb = int(round(p.border_margin_mm / sp))
     if mb > 0:
         outside = (labels == Region.BACKGROUND).astype(np.uint8)
         allowed &= cv2.dilate(outside, np.ones((2 * mb + 1, 2 * mb + 1), np.uint8)) == 0
+        del outside
     mc = int(round(p.collimation_margin_mm / sp))
     if mc > mb and anatomy.soft_tissue_level is not None:
         # unexposed film (background brighter than soft tissue: collimator blades, the
@@ -442,6 +449,7 @@ def _measure(
         if unexposed.any():
             k_mc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * mc + 1,) * 2)
             allowed &= cv2.dilate(unexposed.astype(np.uint8), k_mc) == 0
+        del unexposed
     mf = max(mb, mc)  # the film's own border is unexposed film too
     if mf > 0:
         allowed[:mf, :] = False
@@ -451,7 +459,14 @@ def _measure(
     if not allowed.any():
         return [], (1.0, 1.0), sp
     cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)
+    del soft
     grow = (cnr >= p.grow_cnr) & allowed
+    ref_soft = (
+        anatomy.soft_tissue_level
+        if anatomy.soft_tissue_level is not None
+        else float(np.median(img[allowed]))
+    )
+    del allowed
     # how busy the neighbourhood is: bone texture the anatomy map missed, skin folds and
     # noisy regions give many responses around a candidate, a calcification few
     kt = max(3, int(round(p.texture_mm / sp)) | 1)
@@ -466,11 +481,13 @@ def _measure(
         half,
         cv2.BORDER_REFLECT_101,
     )
+    del labels
     n, lab, stats, _c = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
     if n <= 1:
         return [], (1.0, 1.0), sp
     seed_max = np.zeros(n, dtype=np.float32)
     np.maximum.at(seed_max, lab[grow], cnr[grow])
+    del grow
     keep = seed_max >= p.seed_cnr
     keep[0] = False
     k_close = cv2.getStructuringElement(
@@ -523,7 +540,8 @@ def _measure(
     k = max(1, int(round(p.group_mm / sp)) | 1)
     k_group = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     ng, glab = cv2.connectedComponents(cv2.dilate(parts.view(np.uint8), k_group), connectivity=8)
-    glab = np.where(parts, glab, 0)
+    glab[~parts] = 0
+    del parts
     soft_level = anatomy.soft_tissue_level
     bone_level = anatomy.bone_level
     span = bone_level - soft_level if bone_level is not None and soft_level is not None else None
@@ -532,7 +550,6 @@ def _measure(
     bone_contrast = anatomy.contrast_unit(img)
     # levels are placed between the soft-tissue (0) and bone (1) medians
     level_span = span if span is not None and span > 1e-3 else bone_contrast
-    ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     found: list[tuple[tuple[slice, slice], np.ndarray | None, dict[str, float]]] = []
     weight_of = dict(zip(FEATURE_NAMES, p.confidence_weights[1:], strict=True))
     # the logistic's best case bounds its confidence; a tree model's has no such bound
@@ -572,7 +589,7 @@ def _measure(
             sub_lab = lab[sl]
             pids = np.unique(sub_lab[m])
             pids = pids[pids > 0]
-            near_bone = dist[sl][m] < p.edge_band_mm
+            near_bone = near_bone_px[sl][m]
             ys, xs = np.nonzero(m)
             if ys.size > 2:
                 cov = np.cov(np.vstack([ys, xs]).astype(np.float64))
@@ -656,6 +673,7 @@ def _measure(
                 feats_["bone_prob"] = prob
 
     measure(glab, _find_objects(glab, ng))
+    del glab  # before the batch below, which is where a film's detector peaks
     finish(0)
     if p.regroup_bone_max < 1.0 and part_bone is not None and scored:
         # a second chance for the candidates below the cut that hold a particle on bone
