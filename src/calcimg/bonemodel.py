@@ -152,8 +152,8 @@ class TreeEnsemble:
             # a few thousand rows keep the (rows, trees) node arrays in cache: RG1's
             # particle pass took 0.30 s at once and 0.19 s in chunks (same values,
             # session 25, before the doubled layout of _walk_arrays); each chunk is
-            # made float64 on its own (all rows at once were 152 bytes a row: a 2 MP
-            # film's candidates peaked 6 bytes per film pixel higher)
+            # made float64 on its own, so that the rows never exist as one float64
+            # array (152 bytes a row of 19 features)
             return np.concatenate(
                 [
                     self.predict_proba(x[i : i + _CHUNK_ROWS])
