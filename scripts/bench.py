@@ -17,6 +17,7 @@ Usage::
 
     python scripts/bench.py [--sizes 2 5 9] [--syntaxes uncompressed rle ...]
                             [--repeats 5] [--json bench_out/bench.json]
+                            [--trace-memory]
 
 The films are real radiograph content (pydicom-data's RG1 chest CR) resampled to the
 target size, with a 0.15 mm Pixel Spacing; they are written once into ``--work``.
@@ -129,7 +130,41 @@ def floor_pass(pixels: Any, spacing_mm: float) -> int:
     return int(n)
 
 
-def worker(path: Path, repeats: int, warm: Path | None = None) -> dict[str, Any]:
+def traced_peaks(path: Path, config: Any) -> dict[str, float]:
+    """Each stage's peak of traced allocations (numpy's arrays and Python objects; not
+    OpenCV's scratch buffers) above what was allocated before the film was read, in
+    bytes per film pixel: where a stage's memory goes, which peak RSS cannot say."""
+    import tracemalloc
+
+    from calcimg.anatomy import map_anatomy
+    from calcimg.describe import describe
+    from calcimg.detect import detect
+    from calcimg.ingest import read_radiograph
+
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    peaks: dict[str, float] = {}
+
+    def mark(stage: str) -> None:
+        peaks[stage] = float(tracemalloc.get_traced_memory()[1] - base)
+        tracemalloc.reset_peak()
+
+    rg = read_radiograph(path, params=config.ingest)
+    mark("decode")
+    anatomy = map_anatomy(rg, params=config.anatomy)
+    mark("anatomy")
+    dets = detect(rg, anatomy, params=config.detect)
+    mark("detect")
+    describe(rg, anatomy, dets, params=config.describe)
+    mark("describe")
+    tracemalloc.stop()
+    pixels = rg.pixels.size
+    return {k: v / pixels for k, v in peaks.items()}
+
+
+def worker(
+    path: Path, repeats: int, warm: Path | None = None, trace: bool = False
+) -> dict[str, Any]:
     """Time each stage of one film ``repeats`` times (in this single-threaded process).
 
     ``warm``: a small film of the same transfer syntax analysed once before the RSS
@@ -211,7 +246,10 @@ def worker(path: Path, repeats: int, warm: Path | None = None) -> dict[str, Any]
         del rg, anatomy, dets, descs, result
     assert shape is not None
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # after the peak RSS is read: tracing slows every allocation and holds its records
+    traced = traced_peaks(path, config) if trace else None
     return {
+        "traced_bytes_per_pixel": traced,
         "file": path.name,
         "rows": shape[0],
         "columns": shape[1],
@@ -245,6 +283,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "ratio_to_floor": analysis / floor if floor > 0 else None,
         "peak_rss_mb": raw["peak_rss_mb"],
         "bytes_per_pixel": (raw["peak_rss_mb"] - raw["baseline_rss_mb"]) * 2**20 / pixels,
+        "traced_bytes_per_pixel": raw.get("traced_bytes_per_pixel"),
     }
 
 
@@ -270,6 +309,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         " threshold + components; xfloor = analysis / floor; B/px = peak RSS growth per pixel"
         " over a process that has analysed a 0.1 MP film of the same syntax)"
     )
+    traced = [r for r in rows if r.get("traced_bytes_per_pixel")]
+    if traced:
+        stages = list(traced[0]["traced_bytes_per_pixel"])
+        print()
+        print(f"{'traced peak, bytes per pixel':28s} " + " ".join(f"{s:>8s}" for s in stages))
+        for r in traced:
+            t = r["traced_bytes_per_pixel"]
+            print(f"{r['file']:28s} " + " ".join(f"{t[s]:8.1f}" for s in stages))
+        print(
+            "(--trace-memory: each stage's peak of numpy and Python allocations above those"
+            " made before the film was read; OpenCV's scratch buffers are not traced)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,9 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=REPO / "bench_out" / "bench.json")
     p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--warm", type=Path, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="after the timed runs, one traced run per film: each stage's peak allocations",
+    )
     args = p.parse_args(argv)
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.repeats, args.warm)))
+        print(json.dumps(worker(args.worker, args.repeats, args.warm, args.trace_memory)))
         return 0
     work = args.work or Path(tempfile.gettempdir()) / "calcimg_bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -304,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.repeats),
                     "--warm",
                     str(warm),
+                    *(["--trace-memory"] if args.trace_memory else []),
                 ],
                 capture_output=True,
                 text=True,
