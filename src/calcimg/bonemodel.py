@@ -666,18 +666,8 @@ class BoneField:
         g, key = g[keep], key[keep]
         uniq = _sorted_unique(key)
         inv = np.searchsorted(uniq, key)
-        flat = self.features.reshape(self.features.shape[0], -1)
-        # gathered chunk by chunk: all rows at once are 76 bytes a model pixel
-        prob = (
-            np.concatenate(
-                [
-                    self.model.predict_proba(flat[:, uniq[i : i + _CHUNK_ROWS]].T)
-                    for i in range(0, uniq.size, _CHUNK_ROWS)
-                ]
-            )[inv]
-            if uniq.size
-            else np.zeros(0)
-        )
+        x = self.features.reshape(self.features.shape[0], -1)[:, uniq].T
+        prob = self.model.predict_proba(x)[inv] if uniq.size else np.zeros(0)
         total = np.bincount(g, weights=prob, minlength=n)
         used = np.bincount(g, minlength=n)
         return np.divide(total, used, out=np.zeros(n), where=used > 0)
