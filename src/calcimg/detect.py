@@ -461,11 +461,8 @@ def _measure(
     cnr, res, _sigma = cnr_map(img, soft if soft.any() else allowed, sp, p)
     del soft
     grow = (cnr >= p.grow_cnr) & allowed
-    ref_soft = (
-        anatomy.soft_tissue_level
-        if anatomy.soft_tissue_level is not None
-        else float(np.median(img[allowed]))
-    )
+    soft_level = anatomy.soft_tissue_level
+    ref_soft = soft_level if soft_level is not None else float(np.median(img[allowed]))
     del allowed
     # how busy the neighbourhood is: bone texture the anatomy map missed, skin folds and
     # noisy regions give many responses around a candidate, a calcification few
@@ -542,7 +539,6 @@ def _measure(
     ng, glab = cv2.connectedComponents(cv2.dilate(parts.view(np.uint8), k_group), connectivity=8)
     glab[~parts] = 0
     del parts
-    soft_level = anatomy.soft_tissue_level
     bone_level = anatomy.bone_level
     span = bone_level - soft_level if bone_level is not None and soft_level is not None else None
     # contrasts against the local soft tissue -> cortex step at the bones' margins, which
