@@ -194,6 +194,29 @@ def test_means_at_gives_each_group_the_mean_it_has_alone() -> None:
         )
 
 
+def test_means_at_remembers_probabilities_without_changing_them() -> None:
+    """The detector asks one field for its particles', its candidates' and its regrouped
+    candidates' pixels, which overlap: each model pixel's probability is walked once and
+    remembered, and every answer is bit for bit what a fresh field gives."""
+    cfg = load_config()
+    rg = read_radiograph(str(ROOT / "sample_dicoms" / "synth_0001.dcm"))
+    anatomy = map_anatomy(rg, params=cfg.anatomy)
+    used = bone_field(rg, anatomy, load_bone_model())
+    shape = (rg.shape[0] // 2, rg.shape[1] // 2)
+    rng = np.random.default_rng(5)
+    asks = []
+    for _ in range(3):  # overlapping sets of pixels, in groups
+        rows = rng.integers(100, 400, 3000)
+        cols = rng.integers(100, 400, 3000)
+        asks.append((rows, cols, rng.integers(0, 40, 3000)))
+    for rows, cols, groups in asks:
+        again = used.means_at(rows, cols, groups, shape, limit=16)
+        fresh = bone_field(rg, anatomy, load_bone_model()).means_at(
+            rows, cols, groups, shape, limit=16
+        )
+        np.testing.assert_array_equal(again, fresh)
+
+
 def test_pixel_features_share_the_detectors_contrast_unit_on_a_film_without_bone() -> None:
     """Intensities are in AnatomyMap.contrast_unit: the bone step, else bone minus soft
     tissue, else the film's own spread; a map without bone used to give the bone model a

@@ -606,6 +606,15 @@ class BoneField:
     features: np.ndarray
     """:func:`pixel_features` of the film on the model's grid (one plane per feature)."""
     model: TreeEnsemble
+    _known: np.ndarray = field(init=False, repr=False)
+    """Each model pixel's probability once computed, NaN before: the detector asks for
+    its particles' pixels, then its candidates' (made of those particles), then its
+    regrouped candidates', and the trees walk each pixel once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_known", np.full(self.features.shape[1:], np.nan, dtype=np.float64)
+        )
 
     def mean_at(self, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> float:
         """Mean bone probability over pixels of a grid of ``shape`` spanning the film.
@@ -666,8 +675,12 @@ class BoneField:
         g, key = g[keep], key[keep]
         uniq = _sorted_unique(key)
         inv = np.searchsorted(uniq, key)
-        x = self.features.reshape(self.features.shape[0], -1)[:, uniq].T
-        prob = self.model.predict_proba(x)[inv] if uniq.size else np.zeros(0)
+        known = self._known.reshape(-1)
+        todo = uniq[np.isnan(known[uniq])]
+        if todo.size:  # a pixel's probability does not depend on the rows beside it
+            x = self.features.reshape(self.features.shape[0], -1)[:, todo].T
+            known[todo] = self.model.predict_proba(x)
+        prob = known[uniq][inv]
         total = np.bincount(g, weights=prob, minlength=n)
         used = np.bincount(g, minlength=n)
         return np.divide(total, used, out=np.zeros(n), where=used > 0)
