@@ -6,10 +6,20 @@ given, the callers convert from mm.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
-__all__ = ["STAT_SAMPLES", "disc", "keep_large", "resize", "robust_sigma", "sample"]
+__all__ = [
+    "STAT_SAMPLES",
+    "disc",
+    "keep_large",
+    "percentiles",
+    "resize",
+    "robust_sigma",
+    "sample",
+]
 
 STAT_SAMPLES = 50_000
 """Robust statistics of a region use at most about this many of its pixels (a regular
@@ -63,3 +73,48 @@ def robust_sigma(v: np.ndarray, max_samples: int | None = STAT_SAMPLES) -> float
         return 0.0
     med = float(np.median(v))
     return 1.4826 * float(np.median(np.abs(v - med)))
+
+
+def percentiles(v: np.ndarray, q: float | tuple[float, ...]) -> Any:
+    """``np.percentile(v, q)`` of a 1-d array, the same values, in a third of its time.
+
+    numpy's default ('linear') method, with its interpolation written as numpy writes
+    it, so that the values are identical, not merely close. That includes numpy's
+    promotion: a Python scalar ``q`` interpolates in ``v``'s own dtype (float32 for the
+    film), a tuple in float64. The detector reads percentiles of each candidate's
+    surroundings, and numpy's general path cost 90 us a call against 35 us for this one
+    (session 33).
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        1-d, at least one value.
+    q : float or tuple of float
+        Percentile(s) in [0, 100].
+
+    Returns
+    -------
+    numpy scalar, or numpy.ndarray of shape (len(q),)
+        What ``np.percentile(v, q)`` returns.
+    """
+    n = v.size
+    if isinstance(q, (int, float)):
+        vi = (n - 1) * (q / 100.0)
+        lo = int(np.floor(vi))
+        hi = min(lo + 1, n - 1)
+        part = np.partition(v, sorted({0, n - 1, lo, hi}))
+        a, b = part[lo], part[hi]
+        diff = b - a
+        gamma = vi - lo
+        # a Python float against numpy scalars: numpy's weak promotion, as in its _lerp
+        return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+    vq = (n - 1) * (np.asarray(q, dtype=np.float64) / 100.0)
+    lo_a = np.floor(vq).astype(np.intp)
+    hi_a = np.minimum(lo_a + 1, n - 1)
+    g = vq - lo_a
+    part = np.partition(v, np.unique(np.concatenate(([0, n - 1], lo_a, hi_a))))
+    a_a, b_a = part[lo_a], part[hi_a]
+    d_a = b_a - a_a
+    out = np.add(a_a, d_a * g)
+    np.subtract(b_a, d_a * (1 - g), out=out, where=g >= 0.5, casting="unsafe")
+    return out

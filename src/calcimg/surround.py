@@ -38,6 +38,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from calcimg.imageops import percentiles
+
 __all__ = ["GRID_MM", "PATCH_MM", "RINGS", "SURROUND_FEATURES", "Surround"]
 
 GRID_MM = 0.5
@@ -259,8 +261,8 @@ class Surround:
         dist = cv2.distanceTransform((~near).view(np.uint8), cv2.DIST_L2, 3) * sp
         far = (dist > 2.0) & (dist < 6.0)
         if far.any():
-            q10, q90 = np.percentile(im[far], (10, 90))
-            out += [float(gm[far].mean()), float(np.percentile(gm[far], 90)), q90 - q10]
+            q10, q90 = percentiles(im[far], (10, 90))
+            out += [float(gm[far].mean()), float(percentiles(gm[far], 90)), q90 - q10]
         else:
             out += [0.0, 0.0, 0.0]
         return out
