@@ -42,6 +42,7 @@ import numpy as np
 from calcimg.anatomy import AnatomyMap, Region
 from calcimg.bonemodel import BoneField, TreeEnsemble, bone_field, load_bone_model, load_tree_model
 from calcimg.errors import ConfigError
+from calcimg.imageops import percentiles
 from calcimg.imageops import resize as _resize
 from calcimg.imageops import robust_sigma as _robust_sigma
 from calcimg.imageops import sample as _sample
@@ -307,8 +308,8 @@ def cnr_map(
     del hp
     # the high-pass keeps only part of the noise at small scales; ~1 for white noise
     sigma = max(sigma, 1e-6)
-    best = np.full((h, w), -np.inf, dtype=np.float32)
-    best_res = np.zeros((h, w), dtype=np.float32)
+    best: np.ndarray | None = None
+    best_res: np.ndarray | None = None
     for size_mm, gain, smooth_mm in zip(p.scales_mm, p.scale_gains, p.scale_smooth_mm, strict=True):
         if size_mm >= p.coarse_from_mm:
             f = max(1.0, (size_mm / 10.0) / sp)
@@ -331,10 +332,14 @@ def cnr_map(
         s_scale = max(_robust_sigma(v), sigma)
         cnr = res - np.float32(med)
         cnr *= np.float32(gain / s_scale)
+        if best is None or best_res is None:  # the first scale is the best so far
+            best, best_res = cnr, res
+            continue
         better = cnr > best
         np.copyto(best, cnr, where=better)  # in place: no new film-grid arrays
         np.copyto(best_res, res, where=better)
         del cnr, res, better
+    assert best is not None and best_res is not None  # DetectParams: at least one scale
     return best, best_res, sigma
 
 
@@ -762,7 +767,7 @@ def _side_spread(
     v = img[r0:r1, c0:c1][(d > ring[0]) & (d <= ring[1])]
     if v.size < 4:
         return 0.0
-    lo, hi = np.percentile(v, [20, 80])
+    lo, hi = percentiles(v, (20, 80))
     return float((hi - lo) / unit)
 
 
@@ -771,7 +776,8 @@ def _enclosure(m: np.ndarray, kernel: np.ndarray) -> tuple[float, int]:
     deposit or a clump's open rim fragments, large for a closed cortical ring (a small
     bone or sesamoid the anatomy map missed: only its cortex gives a top-hat response)."""
     pad = kernel.shape[0]
-    mk = np.pad(m.astype(np.uint8), pad)
+    # np.pad took 70 us on a 30 x 40 mask, copyMakeBorder 9 us (session 33)
+    mk = cv2.copyMakeBorder(m.astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     closed = cv2.morphologyEx(mk, cv2.MORPH_CLOSE, kernel)
     n_closed = int(np.count_nonzero(closed))
     # holes: background the flood from the (padded, empty) corner does not reach
