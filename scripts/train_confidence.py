@@ -18,9 +18,11 @@ The same threshold is then applied to scores out of fold **by anatomy** (each an
 the truth files scored by trees fitted on the others): how the operating point holds on
 an anatomy no fitted film shows. It is reported, and chooses nothing.
 Each real film is also scored by trees fitted without it (films stored twice, such as
-RG3 in two encodings, are left out together, by SOP Instance UID), and the findings at
-the threshold are reported: no real film decides the threshold, since trees fitted with
-a film's candidates score them low whatever they are.
+RG3 in two encodings, are left out together, by SOP Instance UID). Those scores bound
+the threshold too (session 33): at most ``--real-per-image`` findings per real file on
+average (default 1, issue 4's bound for real films without calcification), and the
+findings at the threshold are reported. Scores of trees fitted with a film's own
+candidates would decide nothing: they score them low whatever they are.
 
 The final trees are fitted on every candidate and written, with the settings, folders,
 seeds and these figures, to ``models/confidence_trees.json`` (the format of
@@ -128,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fp-per-image", type=float, default=0.10)
     ap.add_argument("--min-specificity", type=float, default=0.95)
     ap.add_argument("--real-weight", type=float, default=3.0)
+    ap.add_argument(
+        "--real-per-image",
+        type=float,
+        default=1.0,
+        help="most findings per real film (scored by trees fitted without it) on average",
+    )
     ap.add_argument("--no-real", action="store_true", help="leave the real films out")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -188,9 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         flagged = set(img[oof >= t].tolist()) & negative
         return 1.0 - len(flagged) / max(len(negative), 1)
 
+    # each real film scored by trees fitted without it (and without its other encodings)
+    real_oof = np.zeros(len(xr))
+    for g in sorted(set(real_group)):
+        out = groups == g
+        real_oof[out] = fitted(x, y, xr[~out]).predict_proba(xr[out])[:, 1]
+
+    def real_ok(t: float) -> bool:
+        return int((real_oof >= t).sum()) <= args.real_per_image * len(real)
+
     t = round(
         threshold_for(
-            oof, y, n_img, args.fp_per_image, lambda t: specificity(t) >= args.min_specificity
+            oof,
+            y,
+            n_img,
+            args.fp_per_image,
+            lambda t: specificity(t) >= args.min_specificity and real_ok(t),
         ),
         2,
     )
@@ -204,10 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     by_anatomy = _by_anatomy(anatomies, img, y, hits, negative, t, x, lambda a, b: fitted(a, b, xr))
     real_report: dict[str, int] = {}
     for g in sorted(set(real_group)):
-        out = groups == g
-        model = fitted(x, y, xr[~out])
         names = ", ".join(sorted({p.name for p, u in zip(real, uids, strict=True) if u == g}))
-        real_report[names] = int((model.predict_proba(xr[out])[:, 1] >= t).sum())
+        real_report[names] = int((real_oof[groups == g] >= t).sum())
     n_real_films = len(real)
     print(
         f"real films, each scored by trees fitted without it: {sum(real_report.values())} "
@@ -227,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             "candidates": int(len(y)),
             "real_candidates": int(len(xr)),
             "real_weight": args.real_weight,
+            "real_per_image": args.real_per_image,
             "overrides": args.set,
             "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
             "settings": SETTINGS,
