@@ -25,14 +25,7 @@ Descriptors (:data:`SURROUND_FEATURES`; radii in mm from the box's centre):
   over the candidate's pixels and a 1.5 mm band around them;
 - ``beyond_grad``, ``beyond_grad_p90``, ``beyond_spread``: gradient and spread 2-6 mm
   beyond the candidate, where a bone's edge goes on and a deposit's surroundings are
-  flat;
-- ``clump_S_peak``, ``_area``, ``_cover``, ``_reach`` (session 33): the half-maximum
-  region of the difference of Gaussians at S mm (:data:`_CLUMP_SCALES`) around the
-  candidate's brightest pixel in it: the peak, the region's log area (mm2), the share of
-  the region the candidate covers and the share of the candidate inside the region. The
-  opening scales leave only the rims and inner texture of a large faint clump, and a
-  fragment of one covers little of a large region, where a whole deposit covers most of
-  its own.
+  flat.
 
 A confidence model reads them beside the named features
 (:mod:`calcimg.bonemodel` trees; ``detect.confidence_model``).
@@ -71,9 +64,6 @@ _COHERENCE_SCALES = (1.0, 3.0)
 _COHERENCE_RINGS = ((0.0, 4.0), (4.0, 8.0), (8.0, 16.0))
 _DOG_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
 _DOG_BLURS = tuple(sorted({*_DOG_SCALES, *(2 * s for s in _DOG_SCALES)}))
-_CLUMP_SCALES = (1.0, 2.0, 4.0)
-"""Sigmas (mm) of the differences of Gaussians (sigma S and 2S) whose half-maximum
-region around a candidate is measured (``clump_S_*``)."""
 _MAX_CHANNELS = 128
 """Candidates filtered together as one image's channels (OpenCV 5 takes at most 128, 4.x
 512)."""
@@ -91,9 +81,6 @@ def _names() -> tuple[str, ...]:
         out += [f"{tag}_peak", f"{tag}_mean"]
     out += ["inside_level", "around_level", "inside_step", "box_fill", "around_bone"]
     out += ["around_grad", "inside_grad", "beyond_grad", "beyond_grad_p90", "beyond_spread"]
-    for s in _CLUMP_SCALES:
-        tag = f"clump_{s:g}".replace(".", "p")
-        out += [f"{tag}_peak", f"{tag}_area", f"{tag}_cover", f"{tag}_reach"]
     return tuple(out)
 
 
@@ -241,44 +228,17 @@ class Surround:
         for s in _DOG_SCALES:
             d = per_candidate(blurs[s] - blurs[2 * s])
             cols += [d[:, self._near2].max(axis=1), d[:, self._near4].mean(axis=1, dtype=f8)]
-        dogs = [(blurs[s] - blurs[2 * s]).transpose(2, 0, 1) for s in _CLUMP_SCALES]
         out = np.zeros((n, len(SURROUND_FEATURES)))
         out[:, : len(cols)] = np.stack(cols, axis=1)
-        n_clump = 4 * len(_CLUMP_SCALES)
         for k, ((cy, cx), (rows, cols_)) in enumerate(zip(corners, pixels, strict=True)):
-            ry, rx = np.asarray(rows) - cy + h, np.asarray(cols_) - cx + h
-            out[k, len(cols) : -n_clump] = self._candidate(
-                ims[k], bone[k], gm[k].reshape(side, side), ry, rx
+            out[k, len(cols) :] = self._candidate(
+                ims[k],
+                bone[k],
+                gm[k].reshape(side, side),
+                np.asarray(rows) - cy + h,
+                np.asarray(cols_) - cx + h,
             )
-            out[k, -n_clump:] = [v for d in dogs for v in self._clump(d[k], ry, rx)]
         return out
-
-    def _clump(self, dog: np.ndarray, ry: np.ndarray, rx: np.ndarray) -> list[float]:
-        """The ``clump_S_*`` descriptors from one difference of Gaussians of the patch
-        and the candidate's pixels (patch coordinates): the peak over the candidate
-        (contrast units); of the 8-connected region at >= half that peak holding the
-        peak's pixel, its log area (mm2), the share of it the candidate covers and the
-        share of the candidate in it. A candidate whose peak is <= 0 has no region
-        (area, cover and reach 0)."""
-        side = 2 * self.half
-        ok = (ry >= 0) & (ry < side) & (rx >= 0) & (rx < side)
-        ry, rx = ry[ok], rx[ok]
-        if ry.size == 0:
-            return [0.0, 0.0, 0.0, 0.0]
-        vals = dog[ry, rx]
-        i = int(np.argmax(vals))
-        peak = float(vals[i])
-        if peak <= 0:
-            return [peak, 0.0, 0.0, 0.0]
-        above = (dog >= 0.5 * peak).view(np.uint8)
-        _n, lab = cv2.connectedComponents(above, connectivity=8)
-        region = lab == lab[ry[i], rx[i]]
-        cand = np.zeros(region.shape, dtype=bool)
-        cand[ry, rx] = True  # a 0.5 mm pixel holds several of the detection grid's
-        n_region = int(region.sum())
-        inside = int(np.count_nonzero(region & cand))
-        area = n_region * self.sp * self.sp
-        return [peak, float(np.log(area)), inside / n_region, inside / int(cand.sum())]
 
     def _candidate(
         self, im: np.ndarray, bone: np.ndarray, gm: np.ndarray, ry: np.ndarray, rx: np.ndarray
