@@ -57,6 +57,7 @@ __all__ = [
     "BoneField",
     "TreeEnsemble",
     "bone_field",
+    "kept_film",
     "load_bone_model",
     "load_tree_model",
     "pixel_features",
@@ -471,6 +472,22 @@ def _film_planes(
         else:
             _LAST_FILM[:] = [(weakref.ref(radiograph.pixels, _forget), key, planes)]
     return planes
+
+
+def kept_film(radiograph: Radiograph, shape: tuple[int, int]) -> np.ndarray | None:
+    """``radiograph.normalized_on(shape)`` as the film's kept planes hold it, or None.
+
+    The anatomy map resamples the film to the bone model's grid and its planes keep it
+    (:func:`_film_planes`); the detector's surround reads the same grid, and resampling
+    a 3000 x 3000 film again cost 20 ms. The array is shared: do not write into it.
+    """
+    with _LAST_FILM_LOCK:
+        if _LAST_FILM:
+            ref, (shape_c, _sp, range_c), planes = _LAST_FILM[0]
+            same = shape_c == shape and range_c == radiograph.value_range
+            if same and ref() is radiograph.pixels:
+                return planes["v"]
+    return None
 
 
 def _forget(_ref: object) -> None:

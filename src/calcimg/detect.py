@@ -40,7 +40,14 @@ import cv2
 import numpy as np
 
 from calcimg.anatomy import AnatomyMap, Region
-from calcimg.bonemodel import BoneField, TreeEnsemble, bone_field, load_bone_model, load_tree_model
+from calcimg.bonemodel import (
+    BoneField,
+    TreeEnsemble,
+    bone_field,
+    kept_film,
+    load_bone_model,
+    load_tree_model,
+)
 from calcimg.errors import ConfigError
 from calcimg.imageops import percentiles
 from calcimg.imageops import resize as _resize
@@ -513,7 +520,8 @@ def _measure(
         probability read the same 0.5 mm grid)."""
         shape_g = radiograph.grid(grid_mm)[1]
         if shape_g not in grids:
-            grids[shape_g] = radiograph.normalized_on(shape_g)
+            kept = kept_film(radiograph, shape_g)  # the anatomy map's, when it is this grid
+            grids[shape_g] = radiograph.normalized_on(shape_g) if kept is None else kept
         return grids[shape_g]
 
     def the_bone_field() -> BoneField:
