@@ -126,6 +126,24 @@ def test_exported_trees_reproduce_scikit_learn() -> None:
     np.testing.assert_allclose(ours, fit.predict_proba(x)[:, 1], atol=1e-9)
 
 
+def test_train_bone_samples_the_soft_tissue_the_map_calls_bone() -> None:
+    """--hard-per-class adds pixels of truth soft tissue that the first map calls bone, on
+    top of the three kinds (same random stream: the first rows are the same)."""
+    import dataclasses
+
+    samples = load_script("train_bone").film_samples
+    anatomy = dataclasses.replace(load_config().anatomy, bone_model_soft=0.0)
+    path = ROOT / "sample_dicoms" / "synth_0001.dcm"
+    x0, y0, m0 = samples(path, anatomy, 300, np.random.default_rng(0))
+    x1, y1, m1 = samples(path, anatomy, 300, np.random.default_rng(0), hard_per_class=200)
+    extra = len(y1) - len(y0)
+    assert extra > 0
+    np.testing.assert_array_equal(x1[: len(y0)], x0)
+    assert not y1[len(y0) :].any()  # not bone by the truth
+    assert (m1[len(y0) :] > 0.5).all()  # bone by the map
+    assert m0.size == y0.size and m1.size == y1.size
+
+
 @pytest.mark.slow
 def test_bone_probability_beats_the_anatomy_map_on_the_sample_films() -> None:
     """Balanced pixel accuracy against the truth anatomy over the 16 bundled films (none
