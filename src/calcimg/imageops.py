@@ -105,7 +105,7 @@ def percentiles(v: np.ndarray, q: float | tuple[float, ...]) -> Any:
     part = np.partition(v, np.unique(np.concatenate(([0, n - 1], lo, hi))))
     a, b = part[lo], part[hi]
     diff = b - a
-    if isinstance(q, (int, float)) and type(q) in (int, float):  # numpy's own test
+    if type(q) in (int, float):  # numpy's own test: a numpy float64 is no Python scalar
         # a Python float against v's dtype: numpy's weak promotion, as in its _lerp
         g = float(vq[0] - lo[0])
         return (b - diff * (1 - g) if g >= 0.5 else a + diff * g)[0]
