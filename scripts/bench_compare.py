@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+# the timing loop is written out rather than imported: the old checkout's
+# scripts/bench_detect.py has only film() to offer, and both sides must run the same loop
 _WORKER = r"""
 import dataclasses, json, statistics, sys, time
 import cv2
