@@ -493,6 +493,9 @@ def test_the_shipped_confidence_model_records_its_training_and_threshold() -> No
     # override gave it another value
     drop = [o for o in info["overrides"] if o.startswith("detect.particle_bone_max=")]
     assert drop in ([], [f"detect.particle_bone_max={p.particle_bone_max:g}"])
+    # and with the shipped blob source (session 35: set as an override)
+    blob = [o for o in info["overrides"] if o.startswith("detect.blob_min_units=")]
+    assert blob in ([], [f"detect.blob_min_units={p.blob_min_units:g}"])
     oof = info["out_of_fold"]
     assert oof["fp_per_image"] <= 0.10 and oof["image_specificity"] >= 0.95
     # the fit saw none of the evaluation sets: only the tune folders and the real films
@@ -560,6 +563,7 @@ def test_the_default_drops_particles_on_bone_and_the_opt_out_still_runs() -> Non
             "detect.confidence_model=confidence_trees_particle_bone_off.json",
             "detect.min_confidence=0.30",
             "detect.regroup_bone_max=1.0",
+            "detect.blob_min_units=0",
         ]
     )
     assert opt_out.hash() != shipped.hash()
@@ -572,7 +576,7 @@ def test_the_default_drops_particles_on_bone_and_the_opt_out_still_runs() -> Non
 
 def test_the_opt_out_config_file_equals_its_overrides() -> None:
     """docs/config/particle_bone_off.toml, the site file the docs give for the opt-out,
-    sets exactly what the four ``--set`` lines of docs/detection.md set."""
+    sets exactly what the five ``--set`` lines of docs/detection.md set."""
     root = SAMPLES.parent
     from_file = load_config(root / "docs" / "config" / "particle_bone_off.toml")
     from_sets = load_config(
@@ -581,6 +585,74 @@ def test_the_opt_out_config_file_equals_its_overrides() -> None:
             "detect.confidence_model=confidence_trees_particle_bone_off.json",
             "detect.min_confidence=0.30",
             "detect.regroup_bone_max=1.0",
+            "detect.blob_min_units=0",
         ]
     )
     assert from_file.hash() == from_sets.hash() != load_config().hash()
+
+
+def _broad_faint_deposit(amplitude: float) -> Radiograph:
+    """The limb phantom with a smooth bump (Gaussian, sigma 3 mm) in the soft tissue
+    between the skin (12 mm away) and the bone (12 mm away)."""
+    from phantoms import film_of
+
+    ph = make_phantom(0.2, seed=3)
+    yy, xx = np.mgrid[: ph.radiograph.shape[0], : ph.radiograph.shape[1]] * 0.2
+    bump = amplitude * np.exp(-((yy - 60.0) ** 2 + (xx - 32.0) ** 2) / (2 * 3.0**2))
+    return film_of(np.clip(ph.radiograph.pixels + bump, 0, 4095), 0.2)
+
+
+def _covers(bbox: tuple[int, int, int, int], r: int, c: int) -> bool:
+    return bbox[0] <= r < bbox[2] and bbox[1] <= c < bbox[3]
+
+
+def test_a_broad_faint_deposit_is_a_candidate_of_the_blob_source() -> None:
+    """A deposit too flat for the openings' CNR seed (its peak CNR is below 4) is found by
+    the blob source alone, as a candidate of its own; with the source off there is none,
+    and the blob features read 0."""
+    from calcimg.detect import candidates
+
+    cfg = load_config()
+    assert cfg.detect.blob_min_units > 0  # on by default since session 35
+    rg = _broad_faint_deposit(20.0)
+    amap = map_anatomy(rg, params=cfg.anatomy)
+    found, _sp = candidates(rg, amap, cfg.detect)
+    at = [f for bbox, _pl, f in found if _covers(bbox, 300, 160)]
+    assert len(at) == 1
+    assert at[0]["blob_source"] == 1.0 and at[0]["blob_units"] > 10.0
+    assert at[0]["cnr_max"] < cfg.detect.seed_cnr
+    off = dataclasses.replace(cfg.detect, blob_min_units=0.0)
+    found_off, _sp = candidates(rg, amap, off)
+    assert not [f for bbox, _pl, f in found_off if _covers(bbox, 300, 160)]
+    assert all(f["blob_source"] == 0.0 and f["blob_units"] == 0.0 for _b, _p, f in found_off)
+
+
+def test_the_blob_source_leaves_a_deposit_the_first_pass_found_to_it() -> None:
+    """A deposit bright enough for the openings is one first-pass candidate; the blob
+    source adds no second candidate over it, and tells the trees how blob-like it is."""
+    from calcimg.detect import candidates
+
+    cfg = load_config()
+    rg = _broad_faint_deposit(80.0)
+    found, _sp = candidates(rg, map_anatomy(rg, params=cfg.anatomy), cfg.detect)
+    at = [f for bbox, _pl, f in found if _covers(bbox, 300, 160)]
+    assert len(at) == 1
+    assert at[0]["blob_source"] == 0.0 and at[0]["blob_units"] > 10.0
+
+
+def test_the_blob_measure_answers_to_blobs_not_to_edges_or_lines() -> None:
+    """blob_map is positive at a round bump's centre and stays near 0 along a straight
+    step edge and on a long ridge (the film curves down in one direction only)."""
+    from calcimg.detect import blob_map
+
+    p = DetectParams()
+    yy, xx = np.mgrid[:200, :200].astype(np.float32)
+    rng = np.random.default_rng(0)
+    film = rng.normal(0.0, 0.01, (200, 200)).astype(np.float32)
+    film += np.exp(-((yy - 50) ** 2 + (xx - 50) ** 2) / (2 * 3.0**2)).astype(np.float32)
+    film += (xx > 150).astype(np.float32)  # a step edge
+    film += np.exp(-((yy - 150) ** 2) / (2 * 2.0**2)).astype(np.float32) * (xx < 120)  # a ridge
+    b = blob_map(film, np.ones(film.shape, bool), 1.0, p)
+    assert b[50, 50] > 5.0 * max(float(b[100:190, 140:160].max()), 1e-3)
+    assert b[50, 50] > 5.0 * float(b[150, 20:100].max())
+    assert b.min() >= 0.0

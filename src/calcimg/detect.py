@@ -162,6 +162,27 @@ class DetectParams:
     """Candidates denser than this many times the bone - soft-tissue contrast are metal
     or lead (foreign), never calcification (``DOMAIN.md``: calcification is between soft
     tissue and cortex)."""
+    blob_min_units: float = 0.0
+    """A second candidate source, for broad faint deposits whose flat interior leaves the
+    openings of ``scales_mm`` only a rim or nothing (session 35): the film on a
+    ``blob_grid_mm`` grid, blurred at each of ``blob_scales_mm``; the larger Hessian
+    eigenvalue, negated and scale-normalised, in units of its 95th percentile over soft
+    tissue, the largest over the scales (:func:`blob_map`). Its components at or above
+    this many units, in soft tissue, farther than ``blob_skin_mm`` from the skin and
+    ``blob_bone_mm`` from bone, of at least ``blob_min_area_mm2`` and touching no
+    particle group of the first pass, become candidates of their own (feature
+    ``blob_source`` = 1), scored by the same confidence model. 0 = off."""
+    blob_scales_mm: tuple[float, ...] = (2.0, 3.0, 4.5)
+    """Gaussian sigmas of the blob measure (a deposit 10-18 mm across peaks near 3-6)."""
+    blob_grid_mm: float = 1.0
+    """Spacing of the blob measure's grid."""
+    blob_skin_mm: float = 4.0
+    """Blob candidates lie farther than this from the background (rounded fingertips,
+    toe pulps and the limb's own edge are blob-like)."""
+    blob_bone_mm: float = 1.5
+    """Blob candidates lie farther than this from the mapped bone."""
+    blob_min_area_mm2: float = 8.0
+    """Smallest blob candidate."""
     max_candidates: int = 300
     """Strongest findings kept for scoring (guards pathological films)."""
     min_confidence: float = 0.5
@@ -225,6 +246,15 @@ class DetectParams:
         check_range("detect.regroup_max_groups", self.regroup_max_groups, 1, 1000)
         check_range("detect.regroup_min_confidence", self.regroup_min_confidence, 0.0, 1.0)
         check_range("detect.max_rel_contrast", self.max_rel_contrast, 0.0, 1e9)
+        check_range("detect.blob_min_units", self.blob_min_units, 0.0, 1e3)
+        if not self.blob_scales_mm:
+            raise ConfigError("detect.blob_scales_mm: expected at least one sigma, found none")
+        for s in self.blob_scales_mm:
+            check_range("detect.blob_scales_mm", s, 0.2, 50.0)
+        check_range("detect.blob_grid_mm", self.blob_grid_mm, 0.1, 5.0)
+        check_range("detect.blob_skin_mm", self.blob_skin_mm, 0.0, 100.0)
+        check_range("detect.blob_bone_mm", self.blob_bone_mm, 0.0, 100.0)
+        check_range("detect.blob_min_area_mm2", self.blob_min_area_mm2, 0.0, 1e6)
         check_range("detect.max_candidates", self.max_candidates, 1, 1e9)
         check_range("detect.min_confidence", self.min_confidence, 0.0, 1.0)
         if len(self.confidence_weights) != len(FEATURE_NAMES) + 1:
@@ -350,8 +380,53 @@ def cnr_map(
     return best, best_res, sigma
 
 
-CANDIDATE_FEATURES = FEATURE_NAMES + SURROUND_FEATURES
+BLOB_FEATURES = ("blob_source", "blob_units")
+"""1 for a candidate of the blob source (``blob_min_units``), else 0; the largest blob
+measure over the candidate's pixels (0 when the source is off)."""
+
+CANDIDATE_FEATURES = FEATURE_NAMES + SURROUND_FEATURES + BLOB_FEATURES
 """Everything measured on a candidate that a confidence tree model may read."""
+
+
+def blob_map(film: np.ndarray, soft: np.ndarray, sp: float, params: DetectParams) -> np.ndarray:
+    """How much each pixel is the centre of a bright round blob (``blob_min_units``).
+
+    Parameters
+    ----------
+    film : numpy.ndarray
+        float32, the normalised film on an isotropic grid.
+    soft : numpy.ndarray
+        bool, same shape: the soft tissue, over which the unit is taken.
+    sp : float
+        Grid spacing in mm.
+    params : DetectParams
+        ``blob_scales_mm`` are the Gaussian sigmas.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape: at each scale the larger Hessian eigenvalue of the blurred
+        film, negated and scale-normalised (times sigma squared), so that it is positive
+        only where the film curves down in every direction (a blob, not an edge or a
+        line), in units of its 95th percentile over ``soft``; the largest over the
+        scales, and never below 0.
+    """
+    out = np.zeros(film.shape, np.float32)
+    for s_mm in params.blob_scales_mm:
+        sg = s_mm / sp
+        g = cv2.GaussianBlur(film, (0, 0), sg)
+        gxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
+        gyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
+        gxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
+        half = (gxx - gyy) * 0.5
+        lmax = (gxx + gyy) * 0.5 + np.sqrt(half * half + gxy * gxy)
+        b = -lmax * np.float32(sg * sg)
+        v = b[soft] if soft.any() else b.ravel()
+        unit = float(np.percentile(v, 95)) if v.size else 0.0
+        if unit <= 1e-9:
+            continue
+        np.maximum(out, b / np.float32(unit), out=out)
+    return out
 
 
 def _tree_model(params: DetectParams) -> TreeEnsemble:
@@ -492,7 +567,7 @@ def _measure(
     )
     del labels
     n, lab, stats, _c = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
-    if n <= 1:
+    if n <= 1 and p.blob_min_units <= 0:  # the blob source may still find a deposit
         return [], (1.0, 1.0), sp
     seed_max = np.zeros(n, dtype=np.float32)
     np.maximum.at(seed_max, lab[grow], cnr[grow])
@@ -544,7 +619,7 @@ def _measure(
         if p.particle_bone_max < 1.0:
             gone = (part_bone >= p.particle_bone_max)[lab_p]
             parts[ys_p[gone], xs_p[gone]] = False
-    if not parts.any():
+    if not parts.any() and p.blob_min_units <= 0:
         return [], (1.0, 1.0), sp
     # group particles closer than group_mm
     k = max(1, int(round(p.group_mm / sp)) | 1)
@@ -583,7 +658,9 @@ def _measure(
     around: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]] = []
     fr, fc = shape[0] / h, shape[1] / w
 
-    def measure(glab: np.ndarray, slices: list[tuple[slice, slice] | None]) -> None:
+    def measure(
+        glab: np.ndarray, slices: list[tuple[slice, slice] | None], from_blob: bool = False
+    ) -> None:
         """Measure the groups of ``glab`` into ``found`` (and ``scored``, ``bone_px`` and
         ``around`` for those measured in full)."""
         for g, sl in enumerate(slices, start=1):
@@ -638,6 +715,13 @@ def _measure(
             }
             if feats["rel_contrast"] > p.max_rel_contrast:
                 continue
+            feats["blob_source"] = float(from_blob)
+            if blob is not None:
+                rb = ((ys + sl[0].start + 0.5) * (blob.shape[0] / h)).astype(np.intp)
+                cb = ((xs + sl[1].start + 0.5) * (blob.shape[1] / w)).astype(np.intp)
+                feats["blob_units"] = float(blob[rb, cb].max())
+            else:
+                feats["blob_units"] = 0.0
             best_case = {**feats, **dict.fromkeys(_COSTLY, 0.0)}
             if prune_ok and _logistic(p, best_case) < p.min_confidence:
                 found.append((sl, None, feats))  # ranked below, never a finding
@@ -659,7 +743,7 @@ def _measure(
                 feats.update(dict.fromkeys(SURROUND_FEATURES, 0.0))
             plab = np.zeros(m.shape, dtype=np.int32)
             # particles numbered 1..n in the order of their labels (one pass, not one per id)
-            plab[m] = np.searchsorted(pids, sub_lab[m]) + 1
+            plab[m] = 1 if from_blob else np.searchsorted(pids, sub_lab[m]) + 1
             found.append((sl, plab, feats))
 
     def finish(start: int) -> None:
@@ -681,6 +765,34 @@ def _measure(
             for feats_, prob in zip(new, probs.tolist(), strict=True):
                 feats_["bone_prob"] = prob
 
+    blob: np.ndarray | None = None
+    blob_glab: np.ndarray | None = None
+    blob_slices: list[tuple[slice, slice] | None] = []
+    if p.blob_min_units > 0:
+        spb, shb = radiograph.grid(p.blob_grid_mm)
+        film_b = _resize(normalized(SURROUND_GRID_MM), shb, cv2.INTER_AREA)
+        lab_b = anatomy.labels_on(shb)
+        soft_b = lab_b == Region.SOFT_TISSUE
+        blob = blob_map(film_b, soft_b, spb, p)
+        body_b = (lab_b != Region.BACKGROUND).astype(np.uint8)
+        ok = soft_b & (blob >= p.blob_min_units)
+        ok &= cv2.distanceTransform(body_b, cv2.DIST_L2, 5) * spb > p.blob_skin_mm
+        ok &= anatomy.distance_to_bone_mm_on(shb) > p.blob_bone_mm
+        first_b = cv2.dilate(
+            (_resize((glab > 0).astype(np.uint8), shb, cv2.INTER_AREA) > 0).astype(np.uint8),
+            np.ones((3, 3), np.uint8),
+        ).astype(bool)
+        nb, labb, stb, _cb = cv2.connectedComponentsWithStats(ok.astype(np.uint8), connectivity=8)
+        if nb > 1:
+            touch = np.bincount(labb[first_b], minlength=nb) > 0
+            big = stb[:, cv2.CC_STAT_AREA] * spb * spb >= p.blob_min_area_mm2
+            keep_b = big & ~touch
+            keep_b[0] = False
+            lut = np.zeros(nb, np.int32)
+            lut[keep_b] = np.arange(1, int(keep_b.sum()) + 1, dtype=np.int32)
+            if keep_b.any():
+                blob_glab = _resize(lut[labb], (h, w), cv2.INTER_NEAREST)
+                blob_slices = _find_objects(blob_glab, int(keep_b.sum()) + 1)
     measure(glab, _find_objects(glab, ng))
     del glab  # before the batch below, which is where a film's detector peaks
     finish(0)
@@ -714,6 +826,10 @@ def _measure(
                 if c < max(p.regroup_min_confidence, p.min_confidence)
             }
             found = [t for t in found if id(t[2]) not in weak]
+    if blob_glab is not None:
+        n_before = len(scored)
+        measure(blob_glab, blob_slices, from_blob=True)
+        finish(n_before)
     found.sort(key=lambda t: -t[2]["cnr_max"])
     return found[: p.max_candidates], (fr, fc), sp
 
