@@ -765,34 +765,14 @@ def _measure(
             for feats_, prob in zip(new, probs.tolist(), strict=True):
                 feats_["bone_prob"] = prob
 
-    blob: np.ndarray | None = None
-    blob_glab: np.ndarray | None = None
+    blob: np.ndarray | None = None  # the blob measure, on its own grid
+    blob_glab: np.ndarray | None = None  # the blob candidates, on the detection grid
     blob_slices: list[tuple[slice, slice] | None] = []
     if p.blob_min_units > 0:
-        spb, shb = radiograph.grid(p.blob_grid_mm)
-        film_b = _resize(normalized(SURROUND_GRID_MM), shb, cv2.INTER_AREA)
-        lab_b = anatomy.labels_on(shb)
-        soft_b = lab_b == Region.SOFT_TISSUE
-        blob = blob_map(film_b, soft_b, spb, p)
-        body_b = (lab_b != Region.BACKGROUND).astype(np.uint8)
-        ok = soft_b & (blob >= p.blob_min_units)
-        ok &= cv2.distanceTransform(body_b, cv2.DIST_L2, 5) * spb > p.blob_skin_mm
-        ok &= anatomy.distance_to_bone_mm_on(shb) > p.blob_bone_mm
-        first_b = cv2.dilate(
-            (_resize((glab > 0).astype(np.uint8), shb, cv2.INTER_AREA) > 0).astype(np.uint8),
-            np.ones((3, 3), np.uint8),
-        ).astype(bool)
-        nb, labb, stb, _cb = cv2.connectedComponentsWithStats(ok.astype(np.uint8), connectivity=8)
-        if nb > 1:
-            touch = np.bincount(labb[first_b], minlength=nb) > 0
-            big = stb[:, cv2.CC_STAT_AREA] * spb * spb >= p.blob_min_area_mm2
-            keep_b = big & ~touch
-            keep_b[0] = False
-            lut = np.zeros(nb, np.int32)
-            lut[keep_b] = np.arange(1, int(keep_b.sum()) + 1, dtype=np.int32)
-            if keep_b.any():
-                blob_glab = _resize(lut[labb], (h, w), cv2.INTER_NEAREST)
-                blob_slices = _find_objects(blob_glab, int(keep_b.sum()) + 1)
+        blob, blob_glab, n_blob = _blob_groups(
+            radiograph, anatomy, normalized(SURROUND_GRID_MM), glab > 0, p
+        )
+        blob_slices = _find_objects(blob_glab, n_blob + 1) if n_blob else []
     measure(glab, _find_objects(glab, ng))
     del glab  # before the batch below, which is where a film's detector peaks
     finish(0)
@@ -826,12 +806,70 @@ def _measure(
                 if c < max(p.regroup_min_confidence, p.min_confidence)
             }
             found = [t for t in found if id(t[2]) not in weak]
-    if blob_glab is not None:
+    if blob_slices:
+        assert blob_glab is not None
         n_before = len(scored)
         measure(blob_glab, blob_slices, from_blob=True)
         finish(n_before)
     found.sort(key=lambda t: -t[2]["cnr_max"])
     return found[: p.max_candidates], (fr, fc), sp
+
+
+def _blob_groups(
+    radiograph: Radiograph,
+    anatomy: AnatomyMap,
+    film5: np.ndarray,
+    first: np.ndarray,
+    p: DetectParams,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The blob source's candidates (``blob_min_units``).
+
+    Parameters
+    ----------
+    radiograph, anatomy
+        The film and its map.
+    film5 : numpy.ndarray
+        The normalised film on the surround's grid (0.5 mm), resampled from.
+    first : numpy.ndarray
+        bool, on the detection grid: the first pass's particle groups.
+    p : DetectParams
+
+    Returns
+    -------
+    tuple
+        (the blob measure on the ``blob_grid_mm`` grid, candidate labels 0..n on the
+        detection grid, n).
+    """
+    sp, shape = radiograph.grid(p.blob_grid_mm)
+    film = _resize(film5, shape, cv2.INTER_AREA)
+    labels = anatomy.labels_on(shape)
+    soft = labels == Region.SOFT_TISSUE
+    blob = blob_map(film, soft, sp, p)
+    body = (labels != Region.BACKGROUND).astype(np.uint8)
+    ok = soft & (blob >= p.blob_min_units)
+    # rounded fingertips, toe pulps and the limb's own edge are blob-like
+    ok &= cv2.distanceTransform(body, cv2.DIST_L2, 5) * sp > p.blob_skin_mm
+    ok &= anatomy.distance_to_bone_mm_on(shape) > p.blob_bone_mm
+    # the first pass's groups, grown by a pixel of this grid: a blob touching one is
+    # left to it (merged or duplicated, it cost the trees more lesions than it gave)
+    first_b = cv2.dilate(
+        (_resize(first.view(np.uint8), shape, cv2.INTER_AREA) > 0).astype(np.uint8),
+        np.ones((3, 3), np.uint8),
+    ).astype(bool)
+    h, w = first.shape
+    n, lab, stats, _c = cv2.connectedComponentsWithStats(ok.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return blob, np.zeros((h, w), np.int32), 0
+    touch = np.bincount(lab[first_b], minlength=n) > 0
+    big = stats[:, cv2.CC_STAT_AREA] * sp * sp >= p.blob_min_area_mm2
+    keep = big & ~touch
+    keep[0] = False
+    n_keep = int(keep.sum())
+    if not n_keep:
+        return blob, np.zeros((h, w), np.int32), 0
+    lut = np.zeros(n, np.int32)
+    lut[keep] = np.arange(1, n_keep + 1, dtype=np.int32)
+    return blob, _resize(lut[lab], (h, w), cv2.INTER_NEAREST), n_keep
 
 
 def _at_film(
