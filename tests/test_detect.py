@@ -607,9 +607,9 @@ def _covers(bbox: tuple[int, int, int, int], r: int, c: int) -> bool:
 
 
 def test_a_broad_faint_deposit_is_a_candidate_of_the_blob_source() -> None:
-    """A deposit too flat for the openings' CNR seed (its peak CNR is below 4) is found by
-    the blob source alone, as a candidate of its own; with the source off there is none,
-    and the blob features read 0."""
+    """A deposit too flat for the openings' CNR seed (its peak CNR stays under
+    ``seed_cnr``) is found by the blob source alone, as a candidate of its own; with the
+    source off there is none, and the blob features read 0."""
     from calcimg.detect import candidates
 
     cfg = load_config()
