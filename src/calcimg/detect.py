@@ -422,7 +422,7 @@ def blob_map(film: np.ndarray, soft: np.ndarray, sp: float, params: DetectParams
         lmax = (gxx + gyy) * 0.5 + np.sqrt(half * half + gxy * gxy)
         b = -lmax * np.float32(sg * sg)
         v = b[soft] if soft.any() else b.ravel()
-        unit = float(np.percentile(v, 95)) if v.size else 0.0
+        unit = float(percentiles(v, 95.0)) if v.size else 0.0
         if unit <= 1e-9:
             continue
         np.maximum(out, b / np.float32(unit), out=out)
